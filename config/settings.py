@@ -1,0 +1,154 @@
+"""Settings from environment variables (pydantic-settings).
+
+Every variable is listed with its meaning in `.env.example`. With nothing set the
+service runs on embedded defaults (DESIGN.md §4): embedded Postgres and Redis, a
+local Ray, the sandbox delivery provider and the offline responder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+# Used only outside production, so that a newcomer can sign a test webhook.
+DEV_APP_SECRET = "dev-app-secret"
+DEV_VERIFY_TOKEN = "dev-verify-token"
+DEV_JWT_SECRET = "dev-jwt-secret-change-me"
+
+DEFAULT_FAQ = Path(__file__).with_name("faq.yaml")
+
+
+class ProductionConfigError(RuntimeError):
+    """Raised when production mode lacks a secret it must not default."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    app_env: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".wa-support")
+    log_level: str = "INFO"
+
+    database_url: str | None = None
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    redis_url: str | None = None
+    redis_key_prefix: str = "wa:"
+    snapshot_ttl_seconds: int = 3600
+
+    ray_address: str | None = None
+    ray_namespace: str = "wa-support"
+    ray_num_cpus: int | None = None
+    ray_object_store_mb: int = 150
+    shard_count: int = 2
+    llm_actor_count: int = 1
+    delivery_actor_count: int = 1
+    # Gateway → shard micro-batches: flush after this many messages or milliseconds.
+    batch_max_messages: int = 100
+    batch_max_delay_ms: float = 5.0
+    router_queue_limit: int = 10_000
+    conversation_idle_seconds: float = 300.0
+    history_turns: int = 20
+    inbox_sweep_seconds: float = 30.0
+    inbox_replay_after_seconds: float = 60.0
+
+    webhook_max_body_bytes: int = 1024 * 1024
+
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = None
+    whatsapp_app_secret: SecretStr | None = None
+    whatsapp_verify_token: SecretStr | None = None
+    whatsapp_graph_base_url: str = "https://graph.facebook.com"
+    whatsapp_api_version: str = "v21.0"
+    delivery_timeout_seconds: float = 15.0
+
+    openrouter_api_key: SecretStr | None = None
+    openrouter_base_url: str = "https://openrouter.ai"
+    openrouter_primary_model: str = "openai/gpt-4o-mini"
+    openrouter_fallback_model: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["anthropic/claude-3.5-haiku"]
+    )
+    llm_timeout_seconds: float = 30.0
+    llm_max_tokens: int = 512
+    llm_temperature: float = 0.3
+    system_prompt: str = (
+        "You are a friendly, concise customer-support assistant for our business on WhatsApp. "
+        "Answer in the customer's language. If you do not know, say a person will follow up."
+    )
+    faq_path: Path = DEFAULT_FAQ
+
+    msg91_auth_key: SecretStr | None = None
+    msg91_webhook_secret: SecretStr | None = None
+    msg91_sender_id: str | None = None
+
+    jwt_secret: SecretStr | None = None
+
+    @field_validator("openrouter_fallback_model", mode="before")
+    @classmethod
+    def _split_models(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @property
+    def is_production(self) -> bool:
+        return self.app_env == "production"
+
+    @property
+    def models(self) -> list[str]:
+        """The primary model followed by the fallbacks, in order."""
+        return [self.openrouter_primary_model, *self.openrouter_fallback_model]
+
+    @property
+    def uses_sandbox_delivery(self) -> bool:
+        return self.whatsapp_access_token is None or self.whatsapp_phone_number_id is None
+
+    @property
+    def uses_offline_responder(self) -> bool:
+        return self.openrouter_api_key is None
+
+    def app_secret(self) -> str:
+        return _reveal(self.whatsapp_app_secret) or DEV_APP_SECRET
+
+    def verify_token(self) -> str:
+        return _reveal(self.whatsapp_verify_token) or DEV_VERIFY_TOKEN
+
+    def check_production(self) -> None:
+        """Refuse to run production on defaults: each missing secret is named."""
+        if not self.is_production:
+            return
+        required = {
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
+            "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+            "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+            "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+            "OPENROUTER_API_KEY": self.openrouter_api_key,
+            "JWT_SECRET": self.jwt_secret,
+        }
+        missing = [name for name, value in required.items() if not _present(value)]
+        if missing:
+            raise ProductionConfigError(
+                "APP_ENV=production requires these variables to be set: " + ", ".join(missing)
+            )
+
+
+def _reveal(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None and value.get_secret_value() else None
+
+
+def _present(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        return bool(value.get_secret_value())
+    return bool(value)
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

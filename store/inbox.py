@@ -1,0 +1,146 @@
+"""The inbox: inbound messages stored before the webhook is acknowledged.
+
+An inbound row whose `processed_at` is NULL is unprocessed. Inserts are idempotent on
+the provider's message id (Meta retries webhooks for days, DESIGN.md §6), and a batch
+of messages from many webhook requests goes in with one statement per table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import asyncpg
+import orjson
+
+from store.records import InboundMessage, InboxItem
+
+_UPSERT_CONVERSATIONS = """
+INSERT INTO conversations AS c (business_number, customer_phone, customer_name,
+                                last_customer_message_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+ON CONFLICT (business_number, customer_phone) DO UPDATE SET
+    customer_name = COALESCE(EXCLUDED.customer_name, c.customer_name),
+    last_customer_message_at = GREATEST(c.last_customer_message_at,
+                                        EXCLUDED.last_customer_message_at),
+    -- A customer writing again reopens a closed conversation, as a support desk expects.
+    state = CASE WHEN c.state = 'closed' THEN 'bot' ELSE c.state END,
+    updated_at = now()
+RETURNING id, business_number, customer_phone
+"""
+
+_INSERT_MESSAGES = """
+INSERT INTO messages (conversation_id, direction, provider, provider_message_id, type, text,
+                      payload, status, provider_timestamp)
+SELECT conversation_id, 'inbound', provider, provider_message_id, type, text,
+       payload::jsonb, 'received', ts
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::timestamptz[])
+     WITH ORDINALITY AS t(conversation_id, provider, provider_message_id, type, text, payload,
+                          ts, n)
+ORDER BY n
+ON CONFLICT (provider_message_id) DO NOTHING
+RETURNING id, conversation_id, provider_message_id
+"""
+
+_UNPROCESSED = """
+SELECT m.id, m.conversation_id, c.business_number, c.customer_phone, m.type, m.text,
+       m.provider_message_id, m.provider
+FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.direction = 'inbound' AND m.processed_at IS NULL
+  AND m.created_at <= now() - make_interval(secs => $1)
+  AND m.id > $2
+ORDER BY m.id
+LIMIT $3
+"""
+
+
+async def insert_inbound(
+    conn: asyncpg.Connection, messages: Sequence[InboundMessage]
+) -> list[InboxItem]:
+    """Store messages; return only the ones that were new, in the order given."""
+    if not messages:
+        return []
+    latest: dict[tuple[str, str], InboundMessage] = {}
+    for m in messages:
+        key = (m.business_number, m.customer_phone)
+        if key not in latest or m.timestamp > latest[key].timestamp:
+            latest[key] = m
+    # Sorted keys: concurrent transactions lock conversation rows in one order, never deadlock.
+    keys = sorted(latest)
+    rows = await conn.fetch(
+        _UPSERT_CONVERSATIONS,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [latest[k].customer_name for k in keys],
+        [latest[k].timestamp for k in keys],
+    )
+    conversation_ids = {(r["business_number"], r["customer_phone"]): r["id"] for r in rows}
+    inserted = await conn.fetch(
+        _INSERT_MESSAGES,
+        [conversation_ids[(m.business_number, m.customer_phone)] for m in messages],
+        [m.provider for m in messages],
+        [m.provider_message_id for m in messages],
+        [m.type for m in messages],
+        [m.text for m in messages],
+        [orjson.dumps(m.payload).decode() for m in messages],
+        [m.timestamp for m in messages],
+    )
+    new_ids = {r["provider_message_id"]: r["id"] for r in inserted}
+    items: list[InboxItem] = []
+    for m in messages:
+        message_id = new_ids.pop(m.provider_message_id, None)
+        if message_id is None:
+            continue
+        items.append(
+            InboxItem(
+                message_id=message_id,
+                conversation_id=conversation_ids[(m.business_number, m.customer_phone)],
+                business_number=m.business_number,
+                customer_phone=m.customer_phone,
+                type=m.type,
+                text=m.text,
+                provider_message_id=m.provider_message_id,
+                provider=m.provider,
+            )
+        )
+    items.sort(key=lambda i: i.message_id)
+    return items
+
+
+async def unprocessed(
+    conn: asyncpg.Connection,
+    *,
+    older_than_seconds: float = 0.0,
+    after_id: int = 0,
+    limit: int = 1000,
+) -> list[InboxItem]:
+    rows = await conn.fetch(_UNPROCESSED, older_than_seconds, after_id, limit)
+    return [
+        InboxItem(
+            message_id=r["id"],
+            conversation_id=r["conversation_id"],
+            business_number=r["business_number"],
+            customer_phone=r["customer_phone"],
+            type=r["type"],
+            text=r["text"],
+            provider_message_id=r["provider_message_id"],
+            provider=r["provider"],
+        )
+        for r in rows
+    ]
+
+
+async def processed_ids(conn: asyncpg.Connection, message_ids: Sequence[int]) -> set[int]:
+    rows = await conn.fetch(
+        "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND processed_at IS NOT NULL",
+        list(message_ids),
+    )
+    return {r["id"] for r in rows}
+
+
+async def mark_processed(conn: asyncpg.Connection, message_ids: Sequence[int]) -> None:
+    await conn.execute(
+        """UPDATE messages SET processed_at = now(), status = 'processed', updated_at = now()
+           WHERE id = ANY($1::bigint[]) AND processed_at IS NULL""",
+        list(message_ids),
+    )

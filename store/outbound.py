@@ -1,0 +1,127 @@
+"""Outbound replies and their delivery statuses.
+
+A reply row is unique per inbound message (`reply_to_id`), and it is written before
+the send, so a replayed message finds its reply instead of making a second one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from store.records import OutboundRow, StatusUpdate
+
+# Meta's statuses arrive out of order (DESIGN.md §6); the current status only moves forward.
+STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
+
+_COLUMNS = "id, conversation_id, reply_to_id, text, status, provider_message_id"
+
+
+@dataclass(frozen=True, slots=True)
+class NewReply:
+    conversation_id: int
+    reply_to_id: int
+    text: str
+    type: str = "text"
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    provider: str = "whatsapp_cloud"
+
+
+def _row(r: asyncpg.Record) -> OutboundRow:
+    return OutboundRow(
+        id=r["id"],
+        conversation_id=r["conversation_id"],
+        reply_to_id=r["reply_to_id"],
+        text=r["text"],
+        status=r["status"],
+        provider_message_id=r["provider_message_id"],
+    )
+
+
+async def reply_for(conn: asyncpg.Connection, inbound_id: int) -> OutboundRow | None:
+    r = await conn.fetchrow(f"SELECT {_COLUMNS} FROM messages WHERE reply_to_id = $1", inbound_id)
+    return _row(r) if r is not None else None
+
+
+async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRow:
+    """Store the reply as pending, or return the reply already stored for that message."""
+    r = await conn.fetchrow(
+        f"""INSERT INTO messages (conversation_id, direction, provider, type, text, status,
+                                  reply_to_id, model, prompt_tokens, completion_tokens, llm_cost)
+            VALUES ($1, 'outbound', $2, $3, $4, 'pending', $5, $6, $7, $8, $9)
+            ON CONFLICT (reply_to_id) DO NOTHING
+            RETURNING {_COLUMNS}""",
+        reply.conversation_id,
+        reply.provider,
+        reply.type,
+        reply.text,
+        reply.reply_to_id,
+        reply.model,
+        reply.prompt_tokens,
+        reply.completion_tokens,
+        reply.cost,
+    )
+    if r is not None:
+        return _row(r)
+    existing = await reply_for(conn, reply.reply_to_id)
+    assert existing is not None, "a conflicting reply row must exist"
+    return existing
+
+
+async def mark_sending(conn: asyncpg.Connection, outbound_id: int) -> None:
+    await conn.execute(
+        """UPDATE messages SET status = 'sending', updated_at = now()
+           WHERE id = $1 AND status IN ('pending', 'sending')""",
+        outbound_id,
+    )
+
+
+async def mark_sent(conn: asyncpg.Connection, outbound_id: int, provider_message_id: str) -> None:
+    # A status webhook may have beaten us here; never move the status backwards.
+    await conn.execute(
+        """UPDATE messages SET provider_message_id = $2, updated_at = now(),
+                  status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END
+           WHERE id = $1""",
+        outbound_id,
+        provider_message_id,
+    )
+
+
+async def mark_failed(
+    conn: asyncpg.Connection, outbound_id: int, error_code: int | None, error_title: str
+) -> None:
+    await conn.execute(
+        """UPDATE messages SET status = 'failed', error_code = $2, error_title = $3,
+                  updated_at = now()
+           WHERE id = $1""",
+        outbound_id,
+        error_code,
+        error_title[:500],
+    )
+
+
+async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpdate]) -> int:
+    """Move outbound rows forward by status webhooks; return how many rows changed."""
+    if not statuses:
+        return 0
+    result = await conn.execute(
+        """UPDATE messages m SET status = s.status, error_code = COALESCE(s.code, m.error_code),
+                  error_title = COALESCE(s.title, m.error_title), updated_at = now()
+           FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[])
+                AS s(wamid, status, code, title, rank)
+           WHERE m.provider_message_id = s.wamid AND m.direction = 'outbound'
+             AND s.rank > CASE m.status WHEN 'pending' THEN 0 WHEN 'sending' THEN 1
+                                        WHEN 'sent' THEN 2 WHEN 'delivered' THEN 3
+                                        WHEN 'read' THEN 4 WHEN 'failed' THEN 5 ELSE -1 END""",
+        [s.provider_message_id for s in statuses],
+        [s.status for s in statuses],
+        [s.error_code for s in statuses],
+        [s.error_title for s in statuses],
+        [STATUS_RANK.get(s.status, -1) for s in statuses],
+    )
+    return int(result.split()[-1])

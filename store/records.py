@@ -1,0 +1,95 @@
+"""Plain records that cross layers: what the gateway stores and what the actors process.
+
+They are frozen dataclasses so they pickle cheaply across the Ray boundary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Role = Literal["user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One customer message as parsed from a provider webhook, before it is stored."""
+
+    provider: str
+    provider_message_id: str
+    business_number: str
+    customer_phone: str
+    type: str
+    text: str | None
+    payload: dict[str, Any]
+    timestamp: datetime
+    customer_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """A delivery status for one of our outbound messages (sent, delivered, read, failed)."""
+
+    provider_message_id: str
+    status: str
+    timestamp: datetime
+    recipient: str | None = None
+    callback_data: str | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A stored, not yet processed inbound message: the unit the shards work on."""
+
+    message_id: int
+    conversation_id: int
+    business_number: str
+    customer_phone: str
+    type: str
+    text: str | None
+    provider_message_id: str
+    provider: str = "whatsapp_cloud"
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    role: Role
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundRow:
+    id: int
+    conversation_id: int
+    reply_to_id: int | None
+    text: str | None
+    status: str
+    provider_message_id: str | None
+
+
+@dataclass(slots=True)
+class WebhookEvent:
+    """One webhook delivery for the operators' log; holds no secrets and no message text."""
+
+    source: str
+    kind: str
+    outcome: str
+    http_status: int
+    latency_ms: float | None = None
+    message_count: int = 0
+    status_count: int = 0
+    detail: str | None = None
+
+
+@dataclass(slots=True)
+class ConversationSnapshot:
+    """A virtual conversation actor's state, as cached in Redis between activations."""
+
+    conversation_id: int
+    business_number: str
+    customer_phone: str
+    history: list[Turn] = field(default_factory=list)
+    last_message_id: int = 0
