@@ -8,11 +8,10 @@ local Ray, the sandbox delivery provider and the offline responder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 # Used only outside production, so that a newcomer can sign a test webhook.
 DEV_APP_SECRET = "dev-app-secret"

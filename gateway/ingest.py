@@ -1,0 +1,162 @@
+"""Group commit of webhook deliveries into the inbox.
+
+Concurrent webhook requests wait on one writer task, which stores everything that
+queued up while the previous transaction ran in a single transaction, then answers
+them all. That keeps "store before acknowledge" (DESIGN.md §3) while paying one
+commit per batch instead of one per request. A single writer per process also hands
+new messages to the router in inbox order, which keeps per-phone order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+import structlog
+
+from gateway.metrics import INBOX_BATCH_SIZE
+from gateway.whatsapp import ParsedWebhook
+from store import inbox, outbound, webhook_log
+from store.records import InboxItem, WebhookEvent
+
+log = structlog.get_logger(__name__)
+
+class StoreUnavailable(RuntimeError):
+    """Postgres could not take the delivery: the webhook must answer 503 so Meta retries."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    parsed: ParsedWebhook
+    future: asyncio.Future[list[InboxItem]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class PoolHolder:
+    """Creates the asyncpg pool on first use, so the gateway starts while Postgres is down."""
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self._dsn = dsn
+        self._min = min_size
+        self._max = max_size
+        self._pool: asyncpg.Pool | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._lock:
+            if self._pool is None:
+                from store.db import create_pool
+
+                self._pool = await create_pool(self._dsn, min_size=self._min, max_size=self._max)
+        return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+class InboxWriter:
+    def __init__(
+        self,
+        pools: PoolHolder,
+        on_stored: Callable[[Sequence[InboxItem]], None],
+        *,
+        max_batch: int = 500,
+        max_log_backlog: int = 10_000,
+    ) -> None:
+        self._pools = pools
+        self._on_stored = on_stored
+        self._max_batch = max_batch
+        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
+        # Log rows are written with a later commit, once their real latency is known.
+        self._events: deque[WebhookEvent] = deque(maxlen=max_log_backlog)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._flush_events()
+
+    def log_event(self, event: WebhookEvent) -> None:
+        self._events.append(event)
+
+    async def submit(self, parsed: ParsedWebhook) -> list[InboxItem]:
+        """Store a delivery durably; return its messages that were new."""
+        pending = _Pending(parsed)
+        await self._queue.put(pending)
+        return await pending.future
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                first = await asyncio.wait_for(self._queue.get(), timeout=1.0)
+            except TimeoutError:
+                with contextlib.suppress(Exception):
+                    await self._flush_events()
+                continue
+            batch = [first]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._commit(batch)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        INBOX_BATCH_SIZE.observe(len(batch))
+        messages = [m for p in batch for m in p.parsed.messages]
+        statuses = [s for p in batch for s in p.parsed.statuses]
+        events = list(self._events)
+        try:
+            pool = await self._pools.get()
+            async with pool.acquire() as conn, conn.transaction():
+                new_items = await inbox.insert_inbound(conn, messages)
+                await outbound.apply_statuses(conn, statuses)
+                await webhook_log.record(conn, events)
+        except Exception as exc:
+            log.warning("inbox_commit_failed", error=repr(exc), requests=len(batch))
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(StoreUnavailable(str(exc)))
+            return
+        for _ in events:
+            self._events.popleft()
+        by_id = {item.provider_message_id: item for item in new_items}
+        # Route before answering: a stored message is always on its way to a shard.
+        try:
+            self._on_stored(new_items)
+        except Exception:
+            # The rows are durable; the inbox sweeper replays whatever was not routed.
+            log.exception("route_after_store_failed", items=len(new_items))
+        for p in batch:
+            if not p.future.done():
+                # pop: a message delivered twice in one batch is new for the first only.
+                mine = [
+                    item
+                    for m in p.parsed.messages
+                    if (item := by_id.pop(m.provider_message_id, None)) is not None
+                ]
+                p.future.set_result(mine)
+
+    async def _flush_events(self) -> None:
+        if not self._events:
+            return
+        events = list(self._events)
+        pool = await self._pools.get()
+        async with pool.acquire() as conn:
+            await webhook_log.record(conn, events)
+        for _ in events:
+            self._events.popleft()

@@ -1,0 +1,116 @@
+"""The WhatsApp Cloud API webhook: verification (GET) and deliveries (POST).
+
+POST order is the contract of DESIGN.md §1: signature, parse, store, and only then 200.
+"""
+
+from __future__ import annotations
+
+import hmac
+import time
+
+import orjson
+import structlog
+from aiohttp import web
+
+from gateway.ingest import StoreUnavailable
+from gateway.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
+from gateway.signature import HEADER, is_valid
+from gateway.state import SERVICES
+from gateway.whatsapp import parse_webhook
+from gateway.whatsapp.normalize import PayloadError
+from store.records import WebhookEvent
+
+log = structlog.get_logger(__name__)
+SOURCE = "whatsapp_cloud"
+
+
+async def verify(request: web.Request) -> web.Response:
+    """Meta's subscription handshake: echo hub.challenge when hub.verify_token matches."""
+    services = request.app[SERVICES]
+    mode = request.query.get("hub.mode")
+    token = request.query.get("hub.verify_token")
+    challenge = request.query.get("hub.challenge")
+    if mode is None or token is None or challenge is None:
+        return _error(400, "hub.mode, hub.verify_token and hub.challenge are required")
+    if mode != "subscribe" or not hmac.compare_digest(
+        token.encode(), services.settings.verify_token().encode()
+    ):
+        log.warning("webhook_verification_refused", mode=mode)
+        return _error(403, "verification token mismatch")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+async def receive(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    response = await _receive(request)
+    elapsed = time.perf_counter() - started
+    outcome = response.headers.get("X-Webhook-Outcome", "unknown")
+    WEBHOOK_ACK_SECONDS.observe(elapsed)
+    WEBHOOK_REQUESTS.labels(SOURCE, outcome).inc()
+    event = request.get("webhook_event")
+    if isinstance(event, WebhookEvent):
+        event.latency_ms = elapsed * 1000
+        request.app[SERVICES].writer.log_event(event)
+    return response
+
+
+async def _receive(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    limit = services.settings.webhook_max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _reject(request, 413, "too_large", f"body over {limit} bytes")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _reject(request, 413, "too_large", f"body over {limit} bytes")
+
+    signature = request.headers.get(HEADER)
+    if not signature:
+        return _reject(request, 401, "bad_signature", f"missing {HEADER} header")
+    if not is_valid(raw, signature, services.settings.app_secret()):
+        return _reject(request, 403, "bad_signature", "signature does not match the body")
+
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return _reject(request, 400, "malformed", f"malformed JSON: {exc}")
+    try:
+        parsed = parse_webhook(body)
+    except PayloadError as exc:
+        return _reject(request, 400, "malformed", f"not a WhatsApp webhook: {exc}")
+
+    try:
+        new_items = await services.writer.submit(parsed)
+    except StoreUnavailable:
+        # Never 200-and-lose: Meta retries a 5xx delivery later.
+        return _reject(request, 503, "unavailable", "message store unavailable, retry later")
+
+    duplicates = len(parsed.messages) - len(new_items)
+    outcome = "duplicate" if parsed.messages and not new_items else "stored"
+    request["webhook_event"] = WebhookEvent(
+        source=SOURCE,
+        kind=parsed.kind,
+        outcome=outcome,
+        http_status=200,
+        message_count=len(parsed.messages),
+        status_count=len(parsed.statuses),
+        detail=f"{duplicates} duplicate(s)" if duplicates else None,
+    )
+    return web.json_response(
+        {"stored": len(new_items), "duplicates": duplicates, "statuses": len(parsed.statuses)},
+        headers={"X-Webhook-Outcome": outcome},
+    )
+
+
+def _reject(request: web.Request, status: int, outcome: str, reason: str) -> web.Response:
+    log.warning("webhook_rejected", status=status, outcome=outcome, reason=reason[:200])
+    request["webhook_event"] = WebhookEvent(
+        source=SOURCE, kind="unknown", outcome=outcome, http_status=status, detail=reason[:200]
+    )
+    return _error(status, reason, outcome)
+
+
+def _error(status: int, reason: str, outcome: str = "rejected") -> web.Response:
+    return web.json_response(
+        {"error": reason}, status=status, headers={"X-Webhook-Outcome": outcome}
+    )
