@@ -34,7 +34,9 @@ class Pulse:
         event, self._event = self._event, asyncio.Event()
         event.set()
 
-    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:
+    # The fakes' public wait_for(count, timeout) is a plain call for test code,
+    # hence a timeout argument rather than asking callers for a timeout scope.
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float) -> None:  # noqa: ASYNC109
         async with asyncio.timeout(timeout):
             while not predicate():
                 await self._event.wait()
@@ -73,7 +75,7 @@ def bearer_token(request: web.Request) -> str | None:
 async def read_json_object(request: web.Request) -> dict[str, Any] | None:
     """The request body as a JSON object, or ``None`` if it is anything else."""
     try:
-        body = await request.json(content_type=None)
+        body = await request.json()
     except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors.
         return None
     return body if isinstance(body, dict) else None

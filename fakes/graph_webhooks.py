@@ -124,7 +124,8 @@ def signature_headers(body: bytes, app_secret: str | None) -> dict[str, str]:
 class WebhookSender:
     """POSTs signed webhooks; background sends are tracked so shutdown cancels them."""
 
-    def __init__(self, url: str, app_secret: str | None, timeout: float = 10.0) -> None:
+    def __init__(self, url: str | None, app_secret: str | None, timeout: float = 10.0) -> None:
+        # None disables automatic statuses; explicit posts then fail loudly.
         self.url = url
         self.app_secret = app_secret
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -133,6 +134,8 @@ class WebhookSender:
 
     async def post(self, payload: dict[str, Any]) -> int:
         """Deliver one webhook now; returns the receiver's HTTP status."""
+        if self.url is None:
+            raise RuntimeError("no status webhook URL configured")
         body = encode_like_meta(payload)
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)

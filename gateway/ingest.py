@@ -25,6 +25,7 @@ from store.records import InboxItem, WebhookEvent
 
 log = structlog.get_logger(__name__)
 
+
 class StoreUnavailable(RuntimeError):
     """Postgres could not take the delivery: the webhook must answer 503 so Meta retries."""
 

@@ -12,17 +12,26 @@ async def state_of(conn: asyncpg.Connection, conversation_id: int) -> str | None
     return str(value) if value is not None else None
 
 
-async def recent_turns(conn: asyncpg.Connection, conversation_id: int, limit: int) -> list[Turn]:
-    """The last `limit` text turns, oldest first, for an LLM's context."""
+async def recent_turns(
+    conn: asyncpg.Connection, conversation_id: int, limit: int, *, before_id: int
+) -> list[Turn]:
+    """The last `limit` text turns before an inbound message, oldest first, for an LLM.
+
+    A reply is placed right after the message it answers, whatever its own id.
+    """
     rows = await conn.fetch(
         """SELECT direction, text FROM (
-               SELECT id, direction, text FROM messages
+               SELECT direction, text, COALESCE(reply_to_id, id) AS turn,
+                      direction = 'outbound' AS is_reply
+               FROM messages
                WHERE conversation_id = $1 AND text IS NOT NULL AND text <> ''
-                 AND (direction = 'inbound' OR status <> 'failed')
-               ORDER BY id DESC LIMIT $2) recent
-           ORDER BY id""",
+                 AND ((direction = 'inbound' AND id < $3)
+                      OR (direction = 'outbound' AND reply_to_id < $3 AND status <> 'failed'))
+               ORDER BY turn DESC, is_reply DESC LIMIT $2) recent
+           ORDER BY turn, is_reply""",
         conversation_id,
         limit,
+        before_id,
     )
     return [
         Turn(role="user" if r["direction"] == "inbound" else "assistant", text=r["text"])

@@ -8,11 +8,12 @@ of messages from many webhook requests goes in with one statement per table.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 import orjson
 
-from store.records import InboundMessage, InboxItem
+from store.records import InboundMessage, InboxItem, OutboundRow
 
 _UPSERT_CONVERSATIONS = """
 INSERT INTO conversations AS c (business_number, customer_phone, customer_name,
@@ -144,3 +145,38 @@ async def mark_processed(conn: asyncpg.Connection, message_ids: Sequence[int]) -
            WHERE id = ANY($1::bigint[]) AND processed_at IS NULL""",
         list(message_ids),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class WorkState:
+    """What a shard needs to know before handling a message: done already? any reply yet?"""
+
+    processed: bool
+    conversation_state: str
+    reply: OutboundRow | None
+
+
+async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | None:
+    r = await conn.fetchrow(
+        """SELECT m.processed_at IS NOT NULL AS processed, c.state,
+                  o.id AS o_id, o.text AS o_text, o.status AS o_status,
+                  o.provider_message_id AS o_wamid
+           FROM messages m
+           JOIN conversations c ON c.id = m.conversation_id
+           LEFT JOIN messages o ON o.reply_to_id = m.id
+           WHERE m.id = $1""",
+        message_id,
+    )
+    if r is None:
+        return None
+    reply = None
+    if r["o_id"] is not None:
+        reply = OutboundRow(
+            id=r["o_id"],
+            conversation_id=0,
+            reply_to_id=message_id,
+            text=r["o_text"],
+            status=r["o_status"],
+            provider_message_id=r["o_wamid"],
+        )
+    return WorkState(processed=r["processed"], conversation_state=r["state"], reply=reply)

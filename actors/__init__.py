@@ -1,0 +1,1 @@
+"""Ray actors and the Ray boundary: conversation shards, the LLM pool and delivery."""

@@ -1,0 +1,149 @@
+"""Delivery providers behind one interface, chosen by configuration in one place.
+
+The Cloud API send: POST {graph}/{version}/{phone-number-id}/messages with a bearer
+token (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages).
+In sandbox mode the same client talks to the local Graph API fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from config import Settings
+
+# Meta codes worth retrying: throughput (130429) and pair rate (131056) limits, and
+# the temporary errors 1, 2 and 131000 (https://developers.facebook.com/docs/whatsapp/
+# cloud-api/support/error-codes).
+RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
+
+
+class SendError(Exception):
+    def __init__(self, title: str, code: int | None = None, *, retryable: bool = False) -> None:
+        super().__init__(f"{code}: {title}" if code is not None else title)
+        self.title = title
+        self.code = code
+        self.retryable = retryable
+
+
+@dataclass(frozen=True, slots=True)
+class TextMessage:
+    business_number: str
+    to: str
+    text: str
+    callback_data: str
+
+
+class Provider(Protocol):
+    async def send_text(self, message: TextMessage) -> str:
+        """Send; return the provider's message id, or raise SendError."""
+
+    async def close(self) -> None: ...
+
+
+class CloudApiProvider:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        api_version: str,
+        access_token: str,
+        timeout: float = 15.0,
+        max_attempts: int = 4,
+        deadline: float = 60.0,
+    ) -> None:
+        self._version = api_version
+        self._max_attempts = max_attempts
+        self._deadline = deadline
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            timeout=httpx.Timeout(timeout),
+            headers={"Authorization": f"Bearer {access_token}"},
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def send_text(self, message: TextMessage) -> str:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
+            wait=wait_random_exponential(multiplier=0.2, max=5),
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(message)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _send_once(self, message: TextMessage) -> str:
+        body = {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": message.to,
+            "type": "text",
+            "text": {"body": message.text, "preview_url": False},
+            # Meta echoes this in every status webhook of the message: it lets a crash
+            # between the send and our write be resolved without sending twice.
+            "biz_opaque_callback_data": message.callback_data,
+        }
+        try:
+            response = await self._http.post(
+                f"/{self._version}/{message.business_number}/messages", json=body
+            )
+        except httpx.TransportError as exc:
+            raise SendError(f"transport error: {exc!r}", retryable=True) from exc
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise SendError(
+                f"unreadable response (HTTP {response.status_code})",
+                retryable=response.status_code >= 500 or response.status_code == 200,
+            ) from exc
+        if response.status_code >= 400 or "error" in data:
+            error = data.get("error") or {}
+            code = error.get("code")
+            title = str(error.get("message") or error.get("error_data", {}).get("details", ""))
+            retryable = response.status_code >= 500 or response.status_code == 429
+            raise SendError(
+                title or f"HTTP {response.status_code}",
+                code if isinstance(code, int) else None,
+                retryable=retryable or code in RETRYABLE_CODES,
+            )
+        try:
+            return str(data["messages"][0]["id"])
+        except (KeyError, IndexError, TypeError) as exc:
+            raise SendError("response has no message id", retryable=True) from exc
+
+
+SANDBOX_TOKEN = "sandbox-token"
+
+
+def make_provider(settings: Settings, *, sandbox_base_url: str | None = None) -> Provider:
+    """The one place that picks the delivery provider from configuration."""
+    if settings.uses_sandbox_delivery:
+        if sandbox_base_url is None:
+            raise ValueError("sandbox delivery needs the sandbox Graph API address")
+        return CloudApiProvider(
+            base_url=sandbox_base_url,
+            api_version=settings.whatsapp_api_version,
+            access_token=SANDBOX_TOKEN,
+            timeout=settings.delivery_timeout_seconds,
+        )
+    assert settings.whatsapp_access_token is not None
+    return CloudApiProvider(
+        base_url=settings.whatsapp_graph_base_url,
+        api_version=settings.whatsapp_api_version,
+        access_token=settings.whatsapp_access_token.get_secret_value(),
+        timeout=settings.delivery_timeout_seconds,
+    )

@@ -1,0 +1,50 @@
+"""What kind of reply an inbound message gets, by its WhatsApp type.
+
+Reactions, revokes, edits and system notices are recorded but not answered; a
+customer does not expect a bot to answer an emoji. Types we cannot read get a
+polite reply that says what we understand, never silence (DESIGN.md §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from store.records import InboxItem
+
+UNDERSTOOD = "text messages, button and list choices, and captions on photos or documents"
+
+_SILENT = frozenset({"reaction", "revoke", "edit", "system", "ephemeral"})
+_MEDIA = frozenset({"image", "video", "audio", "document", "sticker"})
+_TEXTUAL = frozenset({"text", "interactive", "button"})
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: Literal["llm", "canned", "none"]
+    text: str = ""
+
+
+def decide(item: InboxItem) -> Decision:
+    text = (item.text or "").strip()
+    if item.type in _SILENT:
+        return Decision("none")
+    if item.type in _TEXTUAL and text:
+        return Decision("llm", text)
+    if item.type in _MEDIA:
+        if text:
+            return Decision("llm", text)
+        return Decision(
+            "canned", f"Thanks, we received your {item.type}. How can we help you with it?"
+        )
+    if item.type == "location":
+        return Decision("canned", "Thanks for sharing your location. How can we help?")
+    if item.type == "contacts":
+        return Decision("canned", "Thanks, we received the contact details you shared.")
+    if item.type == "order":
+        return Decision(
+            "canned", "Thank you for your order! We have received it and will confirm shortly."
+        )
+    return Decision(
+        "canned", f"Sorry, I can't read this kind of message yet. I understand {UNDERSTOOD}."
+    )

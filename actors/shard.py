@@ -1,0 +1,259 @@
+"""ConversationShard: a Ray actor hosting many virtual conversation actors.
+
+The gateway's router sends it micro-batches of stored inbox items. Each item goes to
+its phone's virtual actor (actors.conversation), which handles it in order:
+reply policy, LLM pool (batched), outbound row (unique per inbound message),
+delivery (batched), then the inbox row is marked processed.
+
+A restart re-runs __init__ with empty memory (DESIGN.md §2), so the first call after
+a (re)start replays this shard's unprocessed inbox rows from Postgres.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Any
+
+import asyncpg
+import ray
+import structlog
+from redis.asyncio import Redis
+
+from actors.batching import StreamBatcher
+from actors.conversation import VirtualConversation
+from actors.messages import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
+from actors.placement import shard_for
+from actors.reply_policy import decide
+from config import Settings
+from config.logs import configure_logging, mask_phone
+from store import conversations, inbox, outbound
+from store.db import create_pool
+from store.outbound import NewReply
+from store.records import ConversationSnapshot, InboxItem, Turn
+from store.snapshots import SnapshotStore
+
+log = structlog.get_logger(__name__)
+
+
+@ray.remote(num_cpus=0, max_concurrency=10_000)
+class ConversationShard:
+    def __init__(
+        self,
+        settings: Settings,
+        index: int,
+        shard_count: int,
+        database_url: str,
+        redis_url: str,
+        llm_actor_names: list[str],
+        delivery_actor_names: list[str],
+    ) -> None:
+        configure_logging(settings.log_level)
+        self._settings = settings
+        self._index = index
+        self._shard_count = shard_count
+        self._database_url = database_url
+        self._redis_url = redis_url
+        self._llm_names = llm_actor_names
+        self._delivery_names = delivery_actor_names
+        self._conversations: dict[tuple[str, str], VirtualConversation] = {}
+        self._started: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
+        self._pool: asyncpg.Pool
+        self._redis: Redis
+        self._snapshots: SnapshotStore
+        self._llm: StreamBatcher[LLMRequest, LLMResult]
+        self._delivery: StreamBatcher[DeliveryRequest, DeliveryResult]
+        self.activations = {"redis": 0, "postgres": 0}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def _ensure_started(self) -> None:
+        if self._started is None:
+            self._started = asyncio.create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        s = self._settings
+        self._pool = await create_pool(self._database_url, min_size=1, max_size=s.db_pool_max)
+        self._redis = Redis.from_url(self._redis_url)
+        self._snapshots = SnapshotStore(
+            self._redis, prefix=s.redis_key_prefix, ttl_seconds=s.snapshot_ttl_seconds
+        )
+        ns = s.ray_namespace
+        llm = [ray.get_actor(n, namespace=ns) for n in self._llm_names]
+        delivery = [ray.get_actor(n, namespace=ns) for n in self._delivery_names]
+        delay = s.batch_max_delay_ms / 1000
+        self._llm = StreamBatcher(
+            lambda i, batch: llm[i].complete.remote(batch),
+            len(llm),
+            max_batch=s.batch_max_messages,
+            max_delay=delay,
+            name="llm",
+        )
+        self._delivery = StreamBatcher(
+            lambda i, batch: delivery[i].send.remote(batch),
+            len(delivery),
+            max_batch=s.batch_max_messages,
+            max_delay=delay,
+            name="delivery",
+        )
+        self._spawn(self._passivation_loop())
+        self._spawn(self._replay_unprocessed())
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _replay_unprocessed(self) -> None:
+        after_id, replayed = 0, 0
+        while True:
+            async with self._pool.acquire() as conn:
+                page = await inbox.unprocessed(conn, after_id=after_id, limit=1000)
+            if not page:
+                break
+            after_id = page[-1].message_id
+            mine = [
+                i for i in page if shard_for(i.customer_phone, self._shard_count) == self._index
+            ]
+            self._post(mine)
+            replayed += len(mine)
+        if replayed:
+            log.info("shard_replayed_inbox", shard=self._index, messages=replayed)
+
+    def _owns(self, item: InboxItem) -> bool:
+        return shard_for(item.customer_phone, self._shard_count) == self._index
+
+    async def _passivation_loop(self) -> None:
+        period = max(1.0, min(self._settings.conversation_idle_seconds / 4, 30.0))
+        while True:
+            await asyncio.sleep(period)
+            with contextlib.suppress(Exception):
+                await self.passivate_idle(self._settings.conversation_idle_seconds)
+
+    # -- remote API ------------------------------------------------------------------
+
+    async def ping(self) -> int:
+        await self._ensure_started()
+        return self._index
+
+    async def deliver(self, batch: list[InboxItem]) -> int:
+        """Take a micro-batch from the router; return how many were queued."""
+        await self._ensure_started()
+        return self._post(batch)
+
+    async def passivate_idle(self, max_idle_seconds: float = 0.0) -> int:
+        """Write snapshots of conversations idle this long and free their memory."""
+        await self._ensure_started()
+        now = time.monotonic()
+        idle = [
+            key
+            for key, conv in self._conversations.items()
+            if not conv.busy and not conv.queued and now - conv.last_active >= max_idle_seconds
+        ]
+        for key in idle:
+            conv = self._conversations.pop(key)
+            if conv.snapshot is not None:
+                await self._snapshots.save(conv.snapshot)
+        return len(idle)
+
+    async def drain(self) -> None:
+        """Wait until every mailbox is empty (tests and clean shutdown)."""
+        for conv in list(self._conversations.values()):
+            await conv.idle()
+
+    async def stats(self) -> dict[str, Any]:
+        return {
+            "shard": self._index,
+            "active_conversations": len(self._conversations),
+            "queued": sum(c.queued for c in self._conversations.values()),
+            "activations": dict(self.activations),
+        }
+
+    # -- the per-message pipeline ----------------------------------------------------
+
+    def _post(self, items: list[InboxItem]) -> int:
+        for item in sorted(items, key=lambda i: i.message_id):
+            key = (item.business_number, item.customer_phone)
+            conv = self._conversations.get(key)
+            if conv is None:
+                conv = VirtualConversation(item.business_number, item.customer_phone, self._handle)
+                self._conversations[key] = conv
+            conv.post(item)
+        return len(items)
+
+    async def _activate(self, conv: VirtualConversation, item: InboxItem) -> ConversationSnapshot:
+        if conv.snapshot is not None:
+            return conv.snapshot
+        snapshot = await self._snapshots.load(conv.business_number, conv.customer_phone)
+        if snapshot is not None:
+            conv.activated_from = "redis"
+        else:
+            async with self._pool.acquire() as conn:
+                history = await conversations.recent_turns(
+                    conn,
+                    item.conversation_id,
+                    self._settings.history_turns,
+                    before_id=item.message_id,
+                )
+            snapshot = ConversationSnapshot(
+                conversation_id=item.conversation_id,
+                business_number=conv.business_number,
+                customer_phone=conv.customer_phone,
+                history=history,
+            )
+            conv.activated_from = "postgres"
+        self.activations[conv.activated_from] += 1
+        conv.snapshot = snapshot
+        return snapshot
+
+    async def _handle(self, conv: VirtualConversation, item: InboxItem) -> None:
+        snapshot = await self._activate(conv, item)
+        async with self._pool.acquire() as conn:
+            work = await inbox.work_state(conn, item.message_id)
+        if work is None or work.processed:
+            return
+        reply = work.reply
+        if reply is None and work.conversation_state == "bot":
+            decision = decide(item)
+            new: NewReply | None = None
+            if decision.kind == "llm":
+                result = await self._llm.request(
+                    LLMRequest(item.message_id, tuple(snapshot.history), decision.text)
+                )
+                new = NewReply(
+                    conversation_id=item.conversation_id,
+                    reply_to_id=item.message_id,
+                    text=result.text,
+                    model=result.model,
+                    prompt_tokens=result.prompt_tokens,
+                    completion_tokens=result.completion_tokens,
+                    cost=result.cost,
+                )
+            elif decision.kind == "canned":
+                new = NewReply(item.conversation_id, item.message_id, decision.text)
+            if new is not None:
+                async with self._pool.acquire() as conn:
+                    reply = await outbound.reserve_reply(conn, new)
+        if reply is not None and reply.status in ("pending", "sending") and reply.text:
+            sent = await self._delivery.request(
+                DeliveryRequest(reply.id, item.business_number, item.customer_phone, reply.text)
+            )
+            if not sent.ok:
+                log.warning(
+                    "reply_not_delivered", to=mask_phone(item.customer_phone), code=sent.error_code
+                )
+        async with self._pool.acquire() as conn:
+            await inbox.mark_processed(conn, [item.message_id])
+        self._remember(snapshot, item, reply.text if reply is not None else None)
+        await self._snapshots.save(snapshot)
+
+    def _remember(self, snapshot: ConversationSnapshot, item: InboxItem, reply: str | None) -> None:
+        if item.text:
+            snapshot.history.append(Turn("user", item.text))
+        if reply:
+            snapshot.history.append(Turn("assistant", reply))
+        del snapshot.history[: -self._settings.history_turns]
+        snapshot.last_message_id = max(snapshot.last_message_id, item.message_id)
