@@ -17,7 +17,7 @@ def mask_phone(phone: str | None) -> str:
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(format="%(message)s", stream=sys.stderr, level=level.upper(), force=True)
-    for noisy in ("aiohttp.access", "httpx", "httpcore"):
+    for noisy in ("aiohttp.access", "httpx", "httpcore", "pgserver"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

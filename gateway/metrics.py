@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
 WEBHOOK_REQUESTS = Counter(
     "wa_webhook_requests_total", "Webhook deliveries by source and outcome", ["source", "outcome"]
@@ -16,11 +16,4 @@ INBOX_BATCH_SIZE = Histogram(
     "wa_inbox_commit_batch_size",
     "Webhook requests stored per group commit",
     buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
-)
-ROUTER_QUEUE_DEPTH = Gauge(
-    "wa_router_queue_depth", "Inbox items waiting to be sent to a shard", ["shard"]
-)
-ROUTER_OVERFLOW = Counter(
-    "wa_router_overflow_total",
-    "Items not queued because the shard queue was full; the inbox sweeper replays them",
 )

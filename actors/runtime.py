@@ -1,0 +1,106 @@
+"""Starting Ray and finding or creating the service's named actors.
+
+Actors are named in a namespace with get_if_exists=True, so several gateway processes
+share one set. On an external cluster (RAY_ADDRESS set) they are detached and outlive
+any one gateway; with a local Ray they die with it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from actors.delivery import DeliveryActor
+from actors.llm_pool import LLMPool
+from actors.shard import ConversationShard
+from config import Settings
+
+
+def init_ray(settings: Settings) -> None:
+    # Ray ≥ 2.59 turns token auth on for local clusters; every process must agree
+    # (DESIGN.md §2), so the mode is always set explicitly.
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return
+    if settings.ray_address:
+        ray.init(
+            address=settings.ray_address, namespace=settings.ray_namespace, log_to_driver=False
+        )
+        return
+    ray.init(
+        namespace=settings.ray_namespace,
+        num_cpus=settings.ray_num_cpus or os.cpu_count() or 2,
+        include_dashboard=False,
+        object_store_memory=settings.ray_object_store_mb * 1024 * 1024,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
+@dataclass
+class ActorSet:
+    shards: list[Any]
+    llm: list[Any]
+    delivery: list[Any]
+
+    def all(self) -> list[Any]:
+        return [*self.shards, *self.llm, *self.delivery]
+
+    async def ping(self) -> None:
+        """Wait until every actor answers; shards replay their unprocessed inbox here."""
+        await _gather([a.ping.remote() for a in self.all()])
+
+    def kill(self) -> None:
+        for actor in self.all():
+            ray.kill(actor, no_restart=True)
+
+
+async def _gather(refs: list[Any]) -> list[Any]:
+    return [await ref for ref in refs]
+
+
+def _options(settings: Settings, name: str, *, retries: int) -> dict[str, Any]:
+    options: dict[str, Any] = {
+        "name": name,
+        "namespace": settings.ray_namespace,
+        "get_if_exists": True,
+        "max_restarts": -1,
+        "max_task_retries": retries,
+        # Spread over the nodes of a cluster, rather than piling onto the head.
+        "scheduling_strategy": "SPREAD",
+    }
+    if settings.ray_address:
+        options["lifetime"] = "detached"
+    return options
+
+
+def start_actors(
+    settings: Settings,
+    *,
+    database_url: str,
+    redis_url: str,
+    sandbox_base_url: str | None = None,
+    prefix: str = "",
+) -> ActorSet:
+    llm_names = [f"{prefix}llm-{i}" for i in range(settings.llm_actor_count)]
+    delivery_names = [f"{prefix}delivery-{i}" for i in range(settings.delivery_actor_count)]
+    # LLM and delivery calls are not retried by Ray: a lost answer fails the shard's
+    # request, which retries it itself, keyed by message id.
+    llm = [LLMPool.options(**_options(settings, n, retries=0)).remote(settings) for n in llm_names]
+    delivery = [
+        DeliveryActor.options(**_options(settings, n, retries=0)).remote(
+            settings, database_url, sandbox_base_url
+        )
+        for n in delivery_names
+    ]
+    shards = [
+        # A shard's deliver() is idempotent, so Ray may re-run it after a restart.
+        ConversationShard.options(**_options(settings, f"{prefix}shard-{i}", retries=-1)).remote(
+            settings, i, settings.shard_count, database_url, redis_url, llm_names, delivery_names
+        )
+        for i in range(settings.shard_count)
+    ]
+    return ActorSet(shards=shards, llm=llm, delivery=delivery)

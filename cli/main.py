@@ -1,0 +1,48 @@
+"""`wa-support`: the one CLI entry point.
+
+wa-support serve      start Ray, the actors and the gateway (embedded defaults if unset)
+wa-support migrate    apply the database migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from config import ProductionConfigError, load_settings
+from config.logs import configure_logging
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wa-support", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run the service")
+    serve.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default: PORT or 8080)")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    args = parser.parse_args(argv)
+
+    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    settings = load_settings(**overrides)
+    configure_logging(settings.log_level)
+    try:
+        settings.check_production()
+    except ProductionConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    if args.command == "migrate":
+        from cli.serve import run_migrations
+
+        applied = asyncio.run(run_migrations(settings))
+        print("applied: " + (", ".join(applied) if applied else "nothing, already up to date"))
+        return 0
+    from cli.serve import serve as run_serve
+
+    return run_serve(settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

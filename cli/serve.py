@@ -1,0 +1,130 @@
+"""The composition root: embedded servers, migrations, Ray actors and the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import asyncpg
+import structlog
+from aiohttp import web
+
+from actors.providers import SANDBOX_TOKEN
+from actors.router import ShardRouter
+from actors.runtime import ActorSet, init_ray, start_actors
+from config import Settings
+from fakes.graph_api import GraphApiFake
+from gateway.app import WEBHOOK_PATH, create_app
+from gateway.state import SERVICES
+from gateway.sweeper import InboxSweeper
+from store.embedded import EmbeddedServers, start_postgres, start_redis
+from store.migrate import migrate
+
+log = structlog.get_logger(__name__)
+SANDBOX_PATH = "/sandbox"
+
+
+def resolve_servers(settings: Settings, embedded: EmbeddedServers) -> tuple[str, str]:
+    """DATABASE_URL and REDIS_URL when set; otherwise start the embedded servers."""
+    database_url = settings.database_url or start_postgres(settings.data_dir, embedded)
+    redis_url = settings.redis_url or start_redis(settings.data_dir, embedded)
+    return database_url, redis_url
+
+
+async def run_migrations(settings: Settings, database_url: str | None = None) -> list[str]:
+    embedded = EmbeddedServers()
+    try:
+        dsn = database_url or settings.database_url or start_postgres(settings.data_dir, embedded)
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await migrate(conn)
+        finally:
+            await conn.close()
+    finally:
+        embedded.stop()
+
+
+def serve(settings: Settings) -> int:
+    embedded = EmbeddedServers()
+    actors: ActorSet | None = None
+    try:
+        database_url, redis_url = resolve_servers(settings, embedded)
+        asyncio.run(run_migrations(settings, database_url))
+        init_ray(settings)
+        base = f"http://{_client_host(settings.host)}:{settings.port}"
+        sandbox_url = f"{base}{SANDBOX_PATH}" if settings.uses_sandbox_delivery else None
+        actors = start_actors(
+            settings, database_url=database_url, redis_url=redis_url, sandbox_base_url=sandbox_url
+        )
+        asyncio.run(_run_gateway(settings, actors, database_url, base))
+        return 0
+    finally:
+        if actors is not None and not settings.ray_address:
+            with contextlib.suppress(Exception):
+                actors.kill()
+        _shutdown_ray()
+        embedded.stop()
+
+
+async def _run_gateway(settings: Settings, actors: ActorSet, database_url: str, base: str) -> None:
+    router = ShardRouter(
+        actors.shards,
+        max_batch=settings.batch_max_messages,
+        max_delay=settings.batch_max_delay_ms / 1000,
+        queue_limit=settings.router_queue_limit,
+    )
+    app = create_app(settings, router, database_url=database_url)
+    if settings.uses_sandbox_delivery:
+        sandbox = GraphApiFake(
+            access_token=SANDBOX_TOKEN,
+            status_webhook_url=f"{base}{WEBHOOK_PATH}",
+            app_secret=settings.app_secret(),
+            auto_statuses=("sent", "delivered"),
+        )
+        app.add_subapp(SANDBOX_PATH, sandbox.app)
+    sweeper = InboxSweeper(
+        app[SERVICES].pools,
+        router,
+        interval=settings.inbox_sweep_seconds,
+        older_than=settings.inbox_replay_after_seconds,
+    )
+
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=2048, reuse_port=True)
+    await site.start()
+    router.start()
+    # Every actor answers before we say we are up; each shard replays its unprocessed inbox.
+    await actors.ping()
+    sweeper.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    mode = "sandbox" if settings.uses_sandbox_delivery else "whatsapp cloud api"
+    replies = "offline FAQ responder" if settings.uses_offline_responder else "openrouter"
+    print(f"wa-support listening on http://{settings.host}:{settings.port}", flush=True)
+    print(f"  webhook:   {base}{WEBHOOK_PATH}", flush=True)
+    print(f"  delivery:  {mode}   replies: {replies}", flush=True)
+    if settings.uses_sandbox_delivery:
+        print(f"  sandbox:   {base}{SANDBOX_PATH}/_fake/messages", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    await stop.wait()
+    print("shutting down...", flush=True)
+    await sweeper.stop()
+    await router.stop()
+    await runner.cleanup()
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _shutdown_ray() -> None:
+    import ray
+
+    if ray.is_initialized():
+        with contextlib.suppress(Exception):
+            ray.shutdown()
