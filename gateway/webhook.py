@@ -22,6 +22,8 @@ from store.records import WebhookEvent
 
 log = structlog.get_logger(__name__)
 SOURCE = "whatsapp_cloud"
+# The log row for this request, completed with its latency once the answer is ready.
+EVENT = web.RequestKey("webhook_event", WebhookEvent)
 
 
 async def verify(request: web.Request) -> web.Response:
@@ -47,8 +49,8 @@ async def receive(request: web.Request) -> web.Response:
     outcome = response.headers.get("X-Webhook-Outcome", "unknown")
     WEBHOOK_ACK_SECONDS.observe(elapsed)
     WEBHOOK_REQUESTS.labels(SOURCE, outcome).inc()
-    event = request.get("webhook_event")
-    if isinstance(event, WebhookEvent):
+    event = request.get(EVENT)
+    if event is not None:
         event.latency_ms = elapsed * 1000
         request.app[SERVICES].writer.log_event(event)
     return response
@@ -87,7 +89,7 @@ async def _receive(request: web.Request) -> web.Response:
 
     duplicates = len(parsed.messages) - len(new_items)
     outcome = "duplicate" if parsed.messages and not new_items else "stored"
-    request["webhook_event"] = WebhookEvent(
+    request[EVENT] = WebhookEvent(
         source=SOURCE,
         kind=parsed.kind,
         outcome=outcome,
@@ -104,7 +106,7 @@ async def _receive(request: web.Request) -> web.Response:
 
 def _reject(request: web.Request, status: int, outcome: str, reason: str) -> web.Response:
     log.warning("webhook_rejected", status=status, outcome=outcome, reason=reason[:200])
-    request["webhook_event"] = WebhookEvent(
+    request[EVENT] = WebhookEvent(
         source=SOURCE, kind="unknown", outcome=outcome, http_status=status, detail=reason[:200]
     )
     return _error(status, reason, outcome)
