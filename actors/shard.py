@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from typing import Any
 
@@ -167,6 +168,7 @@ class ConversationShard:
     async def stats(self) -> dict[str, Any]:
         return {
             "shard": self._index,
+            "pid": os.getpid(),
             "active_conversations": len(self._conversations),
             "queued": sum(c.queued for c in self._conversations.values()),
             "activations": dict(self.activations),

@@ -1,0 +1,137 @@
+"""Crashes and replays never lose a reply and never send two."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import asyncpg
+import ray
+
+from actors.placement import shard_for
+from actors.runtime import ActorSet
+from fakes.graph_api import GraphApiFake
+from fakes.openrouter import OpenRouterFake
+from store import inbox, outbound
+from store.outbound import NewReply
+from store.records import InboundMessage, InboxItem
+from tests.support import (
+    BUSINESS_NUMBER,
+    WebhookClient,
+    envelope,
+    eventually,
+    new_phone,
+    new_wamid,
+    text_message,
+)
+
+
+async def test_killed_shards_replay_stored_messages_and_answer_each_exactly_once(
+    webhooks: WebhookClient,
+    graph: GraphApiFake,
+    openrouter: OpenRouterFake,
+    actors: ActorSet,
+    db: asyncpg.Pool,
+) -> None:
+    # A slow LLM keeps the messages stored but unanswered when the shards die.
+    openrouter.set_latency(2.0)
+    phones = [new_phone() for _ in range(8)]
+    for phone in phones:
+        response = await webhooks.post(envelope([text_message(phone, f"before crash {phone}")]))
+        assert response.status_code == 200
+    await asyncio.sleep(0.5)
+    unanswered = await db.fetchval(
+        """SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+           WHERE c.customer_phone = ANY($1::text[]) AND m.processed_at IS NULL""",
+        phones,
+    )
+    assert unanswered == len(phones)
+
+    pids = [(await shard.stats.remote())["pid"] for shard in actors.shards]
+    for shard in actors.shards:
+        ray.kill(shard, no_restart=False)
+    openrouter.set_latency(0.0)
+
+    async def all_answered() -> bool:
+        return all(graph.messages_to(p) for p in phones)
+
+    await eventually(all_answered, within=60)
+    await asyncio.sleep(3.0)  # the dead shards' LLM calls finish by now: still no second reply
+    for phone in phones:
+        assert [m.text for m in graph.messages_to(phone)] == [f"Echo: before crash {phone}"]
+    replies = await db.fetchval(
+        """SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
+           WHERE c.customer_phone = ANY($1::text[]) AND m.direction = 'outbound'""",
+        phones,
+    )
+    assert replies == len(phones)
+    restarted = [(await shard.stats.remote())["pid"] for shard in actors.shards]
+    assert all(new != old for new, old in zip(restarted, pids, strict=True))
+
+
+async def test_replaying_an_answered_message_sends_nothing_more(
+    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool
+) -> None:
+    phone = new_phone()
+    await webhooks.post(envelope([text_message(phone, "answer me once")]))
+    await eventually(lambda: _answered(graph, phone))
+
+    async with db.acquire() as conn:
+        row = await conn.fetchrow(
+            """SELECT m.id, m.conversation_id, m.provider_message_id FROM messages m
+               JOIN conversations c ON c.id = m.conversation_id
+               WHERE c.customer_phone = $1 AND m.direction = 'inbound'""",
+            phone,
+        )
+    item = InboxItem(
+        message_id=row["id"],
+        conversation_id=row["conversation_id"],
+        business_number=BUSINESS_NUMBER,
+        customer_phone=phone,
+        type="text",
+        text="answer me once",
+        provider_message_id=row["provider_message_id"],
+    )
+    shard = actors.shards[shard_for(phone, len(actors.shards))]
+    await shard.deliver.remote([item, item])
+    await shard.drain.remote()
+    await asyncio.sleep(0.3)
+    assert len(graph.messages_to(phone)) == 1
+
+
+async def test_reply_stored_before_a_crash_is_sent_on_replay_without_a_new_llm_call(
+    graph: GraphApiFake, openrouter: OpenRouterFake, actors: ActorSet, db: asyncpg.Pool
+) -> None:
+    # The state a crash leaves between storing the reply and handing it to delivery.
+    phone = new_phone()
+    message = InboundMessage(
+        provider="whatsapp_cloud",
+        provider_message_id=new_wamid(),
+        business_number=BUSINESS_NUMBER,
+        customer_phone=phone,
+        type="text",
+        text="what did you decide?",
+        payload={},
+        timestamp=datetime.now(tz=UTC),
+    )
+    async with db.acquire() as conn:
+        [item] = await inbox.insert_inbound(conn, [message])
+        await outbound.reserve_reply(
+            conn, NewReply(item.conversation_id, item.message_id, "the reply decided earlier")
+        )
+    llm_calls_before = len(openrouter.requests)
+
+    shard = actors.shards[shard_for(phone, len(actors.shards))]
+    await shard.deliver.remote([item])
+    await eventually(lambda: _answered(graph, phone))
+    await shard.drain.remote()
+    assert [m.text for m in graph.messages_to(phone)] == ["the reply decided earlier"]
+    assert len(openrouter.requests) == llm_calls_before
+    processed = await db.fetchval(
+        "SELECT processed_at IS NOT NULL FROM messages WHERE id = $1", item.message_id
+    )
+    assert processed
+
+
+async def _answered(graph: GraphApiFake, phone: str) -> bool:
+    return bool(graph.messages_to(phone))
