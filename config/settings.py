@@ -26,7 +26,9 @@ class ProductionConfigError(RuntimeError):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_ignore_empty=True
+    )
 
     app_env: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
