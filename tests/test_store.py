@@ -1,0 +1,116 @@
+"""Migrations and the inbox's storage contracts, on real Postgres."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import pytest_asyncio
+
+from store import inbox
+from store.migrate import load_migrations, migrate
+from store.records import InboundMessage
+from tests.support import BUSINESS_NUMBER, new_phone, new_wamid
+
+
+@pytest_asyncio.fixture
+async def empty_db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    name = f"wa_test_mig_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    conn = await asyncpg.connect(urlunsplit(urlsplit(database_url)._replace(path=f"/{name}")))
+    yield conn
+    await conn.close()
+    await admin.execute(f'DROP DATABASE "{name}"')
+    await admin.close()
+
+
+async def test_migrations_apply_in_order_and_a_second_run_is_a_no_op(
+    empty_db: asyncpg.Connection,
+) -> None:
+    first = await migrate(empty_db)
+    assert first == [m.name for m in load_migrations()]
+    assert await migrate(empty_db) == []
+    tables = {
+        r["tablename"]
+        for r in await empty_db.fetch("SELECT tablename FROM pg_tables WHERE schemaname='public'")
+    }
+    assert {"conversations", "messages", "webhook_events", "schema_migrations"} <= tables
+
+
+async def test_later_migrations_run_after_earlier_ones(
+    empty_db: asyncpg.Connection, tmp_path: Path
+) -> None:
+    (tmp_path / "002_add_column.sql").write_text("ALTER TABLE things ADD COLUMN label text;")
+    (tmp_path / "001_create.sql").write_text("CREATE TABLE things (id int);")
+    assert await migrate(empty_db, tmp_path) == ["001_create.sql", "002_add_column.sql"]
+    (tmp_path / "003_more.sql").write_text("INSERT INTO things VALUES (1, 'one');")
+    assert await migrate(empty_db, tmp_path) == ["003_more.sql"]
+
+
+def test_a_badly_named_migration_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "create_things.sql").write_text("SELECT 1;")
+    with pytest.raises(ValueError, match=r"001_name\.sql"):
+        load_migrations(tmp_path)
+
+
+def _message(
+    phone: str, text: str, *, wamid: str | None = None, minutes: int = 0
+) -> InboundMessage:
+    return InboundMessage(
+        provider="whatsapp_cloud",
+        provider_message_id=wamid or new_wamid(),
+        business_number=BUSINESS_NUMBER,
+        customer_phone=phone,
+        type="text",
+        text=text,
+        payload={"text": {"body": text}},
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=minutes),
+        customer_name="Grace",
+    )
+
+
+async def test_a_batch_stores_new_messages_once_and_keeps_the_latest_customer_time(
+    db: asyncpg.Pool,
+) -> None:
+    phone = new_phone()
+    repeated = new_wamid()
+    batch = [
+        _message(phone, "first", wamid=repeated, minutes=1),
+        _message(phone, "second", minutes=5),
+        _message(phone, "first again", wamid=repeated, minutes=1),
+    ]
+    async with db.acquire() as conn, conn.transaction():
+        items = await inbox.insert_inbound(conn, batch)
+    assert [i.text for i in items] == ["first", "second"]
+    assert items[0].message_id < items[1].message_id
+
+    async with db.acquire() as conn, conn.transaction():
+        assert await inbox.insert_inbound(conn, batch) == []
+    row = await db.fetchrow(
+        "SELECT customer_name, last_customer_message_at, state FROM conversations "
+        "WHERE customer_phone = $1",
+        phone,
+    )
+    assert row["customer_name"] == "Grace"
+    assert row["last_customer_message_at"] == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    assert row["state"] == "bot"
+
+
+async def test_a_customer_writing_to_a_closed_conversation_reopens_it(db: asyncpg.Pool) -> None:
+    phone = new_phone()
+    async with db.acquire() as conn:
+        [item] = await inbox.insert_inbound(conn, [_message(phone, "hello")])
+        await conn.execute(
+            "UPDATE conversations SET state = 'closed' WHERE id = $1", item.conversation_id
+        )
+        await inbox.insert_inbound(conn, [_message(phone, "me again", minutes=9)])
+        state = await conn.fetchval(
+            "SELECT state FROM conversations WHERE id = $1", item.conversation_id
+        )
+    assert state == "bot"
