@@ -6,7 +6,6 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
-import ray
 import structlog
 
 from actors.messages import DeliveryRequest, DeliveryResult
@@ -19,7 +18,6 @@ from store.db import create_pool
 log = structlog.get_logger(__name__)
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000)
 class DeliveryActor:
     def __init__(
         self, settings: Settings, database_url: str, sandbox_base_url: str | None = None

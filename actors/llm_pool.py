@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import ray
-
 from actors.llm_clients import POLITE_FAILURE, ChatClient, make_client
 from actors.messages import LLMRequest, LLMResult
 from config import Settings
 from config.logs import configure_logging
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000)
 class LLMPool:
     def __init__(self, settings: Settings) -> None:
         configure_logging(settings.log_level)

@@ -62,9 +62,18 @@ async def _gather(refs: list[Any]) -> list[Any]:
     return [await ref for ref in refs]
 
 
+def _actor_class(cls: type) -> Any:
+    # The actor modules hold plain classes; Ray's wrapping happens here, in one place.
+    return ray.remote(cls)
+
+
 def _options(settings: Settings, name: str, *, retries: int) -> dict[str, Any]:
     options: dict[str, Any] = {
         "name": name,
+        # Actors wait on I/O; a CPU each would cap a 2-core node at two actors.
+        "num_cpus": 0,
+        # Async actors run this many calls at once; batching keeps the real number small.
+        "max_concurrency": 10_000,
         "namespace": settings.ray_namespace,
         "get_if_exists": True,
         "max_restarts": -1,
@@ -89,16 +98,21 @@ def start_actors(
     delivery_names = [f"{prefix}delivery-{i}" for i in range(settings.delivery_actor_count)]
     # LLM and delivery calls are not retried by Ray: a lost answer fails the shard's
     # request, which retries it itself, keyed by message id.
-    llm = [LLMPool.options(**_options(settings, n, retries=0)).remote(settings) for n in llm_names]
+    llm = [
+        _actor_class(LLMPool).options(**_options(settings, n, retries=0)).remote(settings)
+        for n in llm_names
+    ]
     delivery = [
-        DeliveryActor.options(**_options(settings, n, retries=0)).remote(
-            settings, database_url, sandbox_base_url
-        )
+        _actor_class(DeliveryActor)
+        .options(**_options(settings, n, retries=0))
+        .remote(settings, database_url, sandbox_base_url)
         for n in delivery_names
     ]
     shards = [
         # A shard's deliver() is idempotent, so Ray may re-run it after a restart.
-        ConversationShard.options(**_options(settings, f"{prefix}shard-{i}", retries=-1)).remote(
+        _actor_class(ConversationShard)
+        .options(**_options(settings, f"{prefix}shard-{i}", retries=-1))
+        .remote(
             settings, i, settings.shard_count, database_url, redis_url, llm_names, delivery_names
         )
         for i in range(settings.shard_count)

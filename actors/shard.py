@@ -38,7 +38,6 @@ from store.snapshots import SnapshotStore
 log = structlog.get_logger(__name__)
 
 
-@ray.remote(num_cpus=0, max_concurrency=10_000)
 class ConversationShard:
     def __init__(
         self,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -33,7 +35,7 @@ def create_app(settings: Settings, dispatcher: Dispatcher, *, database_url: str)
     app.router.add_get(WEBHOOK_PATH, webhook.verify)
     app.router.add_post(WEBHOOK_PATH, webhook.receive)
 
-    async def lifecycle(app: web.Application) -> object:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         writer.start()
         yield
         await writer.stop()

@@ -29,4 +29,4 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         timeout=5,
         command_timeout=30,
     )
-    return pool  # type: ignore[no-any-return]
+    return pool

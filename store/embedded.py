@@ -34,7 +34,7 @@ def start_postgres(data_dir: Path, servers: EmbeddedServers) -> str:
 
     pgdata = data_dir / "pgdata"
     pgdata.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop")  # type: ignore[attr-defined]
     servers._handles.append(server)
     servers.database_url = str(server.get_uri())
     return servers.database_url

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from gateway.whatsapp.models import Message, MessagesValue, Status, WebhookPayload
+from gateway.whatsapp.models import Media, Message, MessagesValue, Status, WebhookPayload
 from store.records import InboundMessage, StatusUpdate
 
 PROVIDER = "whatsapp_cloud"
@@ -52,7 +52,7 @@ def message_text(message: Message) -> str | None:
         return choice.title if choice is not None else None
     if kind == "button" and message.button is not None:
         return message.button.text
-    media = getattr(message, kind, None) if kind in _MEDIA_TYPES else None
+    media: Media | None = getattr(message, kind, None) if kind in _MEDIA_TYPES else None
     if media is not None:
         return media.caption
     if kind == "location" and message.location is not None:
@@ -72,7 +72,8 @@ def message_text(message: Message) -> str | None:
         inner: dict[str, Any] = message.edit.message
         body = inner.get("text", {}).get("body") if isinstance(inner.get("text"), dict) else None
         caption = (inner.get(str(inner.get("type")), {}) or {}).get("caption")
-        return body or caption
+        edited = body or caption
+        return str(edited) if edited else None
     return None
 
 
