@@ -16,6 +16,11 @@ from store.records import OutboundRow, StatusUpdate
 # Meta's statuses arrive out of order (DESIGN.md §6); the current status only moves forward.
 STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
 
+
+def _rank(status: str) -> int:
+    return STATUS_RANK.get(status, -1)
+
+
 _COLUMNS = "id, conversation_id, reply_to_id, text, status, provider_message_id"
 
 
@@ -107,6 +112,14 @@ async def mark_failed(
 
 async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpdate]) -> int:
     """Move outbound rows forward by status webhooks; return how many rows changed."""
+    # An UPDATE joined to two statuses of one row applies an arbitrary one of them
+    # (PostgreSQL's UPDATE ... FROM), so keep only the furthest status per message.
+    furthest: dict[str, StatusUpdate] = {}
+    for s in statuses:
+        held = furthest.get(s.provider_message_id)
+        if held is None or _rank(s.status) > _rank(held.status):
+            furthest[s.provider_message_id] = s
+    statuses = list(furthest.values())
     if not statuses:
         return 0
     result = await conn.execute(
@@ -122,6 +135,6 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpda
         [s.status for s in statuses],
         [s.error_code for s in statuses],
         [s.error_title for s in statuses],
-        [STATUS_RANK.get(s.status, -1) for s in statuses],
+        [_rank(s.status) for s in statuses],
     )
     return int(result.split()[-1])
