@@ -1,0 +1,98 @@
+"""`wa-support serve` as a newcomer runs it: embedded defaults, a signed webhook, Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.support import WebhookClient, envelope, eventually, new_phone, text_message
+
+CLI = Path(sys.executable).with_name("wa-support")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _clean_env(tmp_path: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WHATSAPP_", "OPENROUTER_"))}
+    for name in ("DATABASE_URL", "REDIS_URL", "RAY_ADDRESS", "APP_ENV"):
+        env.pop(name, None)
+    env.update({"DATA_DIR": str(tmp_path / "data"), "PORT": str(port), "LOG_LEVEL": "WARNING"})
+    return env
+
+
+async def test_serve_on_embedded_defaults_answers_a_signed_webhook_and_stops_cleanly(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()
+    # A Popen handle, so the test reads the banner line by line and sends Ctrl-C itself.
+    proc = subprocess.Popen(  # noqa: ASYNC220
+        [str(CLI), "serve"],
+        cwd=tmp_path,  # no .env from the repository
+        env=_clean_env(tmp_path, port),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    children: list[psutil.Process] = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 120
+        banner = ""
+        while f"listening on http://127.0.0.1:{port}" not in banner:
+            assert time.monotonic() < deadline, f"serve did not start:\n{banner}"
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, f"serve exited early:\n{banner}"
+            banner += line
+        children = psutil.Process(proc.pid).children(recursive=True)
+
+        base = f"http://127.0.0.1:{port}"
+        phone = new_phone()
+        client = WebhookClient(base, "dev-app-secret")  # the documented development secret
+        try:
+            response = await client.post(envelope([text_message(phone, "When are you open?")]))
+            assert response.status_code == 200
+
+            async def answered() -> bool:
+                sent = (
+                    await client.http.get("/sandbox/_fake/messages", params={"to": phone})
+                ).json()
+                return bool(sent)
+
+            await eventually(answered, within=60)
+            sent = (await client.http.get("/sandbox/_fake/messages", params={"to": phone})).json()
+            assert len(sent) == 1
+            assert "Monday to Friday" in sent[0]["text"]  # the shipped FAQ's opening hours
+        finally:
+            await client.close()
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/health")).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            await asyncio.to_thread(proc.wait, 60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+
+    assert proc.returncode == 0
+    await asyncio.sleep(1.0)
+    # The embedded Postgres and Redis daemonise, so look for anything using the data dir too.
+    data_dir = str(tmp_path / "data")
+    for p in psutil.process_iter(["cmdline"]):
+        if any(data_dir in part for part in p.info["cmdline"] or []):
+            children.append(p)
+    orphans = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert orphans == [], f"left running after Ctrl-C: {[p.cmdline()[:3] for p in orphans]}"
