@@ -1,7 +1,7 @@
 """The baseline: a bare aiohttp app that reads the request body and answers 200.
 
 It runs with the same aiohttp server settings as the gateway (`cli/serve.py`): one
-process, the default asyncio event loop, no access log, the same body size limit and
+process, uvloop as `wa-support serve` uses, no access log, the same body size limit and
 listen backlog. Whatever the gateway does beyond this is the cost of ingest.
 
     python bench/bare_app.py --port 18081
@@ -14,6 +14,8 @@ import asyncio
 import signal
 
 from aiohttp import web
+
+from cli.loop import run as run_loop
 
 MAX_BODY = 1024 * 1024  # Settings.webhook_max_body_bytes default
 WEBHOOK_PATH = "/api/webhooks/whatsapp-business"
@@ -50,7 +52,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18081)
     parser.add_argument("--backlog", type=int, default=2048)
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port, args.backlog))
+    run_loop(serve(args.host, args.port, args.backlog))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cli.loop import run as run_loop
 from config import Settings
 from config.logs import configure_logging
 from gateway.app import create_app
@@ -98,7 +99,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.time_commits:
         time_commits()
-    asyncio.run(serve(args.host, args.port, args.database_url, args.secret, args.backlog))
+    run_loop(serve(args.host, args.port, args.database_url, args.secret, args.backlog))
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from aiohttp import web
 from actors.providers import SANDBOX_TOKEN
 from actors.router import ShardRouter
 from actors.runtime import ActorSet, init_ray, start_actors
+from cli.loop import run as run_loop
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from gateway.app import WEBHOOK_PATH, create_app
@@ -57,7 +58,7 @@ def serve(settings: Settings) -> int:
         actors = start_actors(
             settings, database_url=database_url, redis_url=redis_url, sandbox_base_url=sandbox_url
         )
-        asyncio.run(_run_gateway(settings, actors, database_url, base))
+        run_loop(_run_gateway(settings, actors, database_url, base))
         return 0
     finally:
         if actors is not None and not settings.ray_address:

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     inbox_replay_after_seconds: float = 60.0
 
     webhook_max_body_bytes: int = 1024 * 1024
+    # Serial group-commit writers, each owning a share of the phones: commits overlap.
+    inbox_writers: int = 4
 
     whatsapp_access_token: SecretStr | None = None
     whatsapp_phone_number_id: str | None = None

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from config import Settings
 from gateway import webhook
-from gateway.ingest import InboxWriter, PoolHolder
+from gateway.ingest import Ingest, PoolHolder
 from gateway.state import SERVICES, Dispatcher, Services
 
 WEBHOOK_PATH = "/api/webhooks/whatsapp-business"
@@ -27,8 +27,8 @@ def create_app(settings: Settings, dispatcher: Dispatcher, *, database_url: str)
     # aiohttp refuses bodies over client_max_size with 413 before we read them whole.
     app = web.Application(client_max_size=settings.webhook_max_body_bytes)
     pools = PoolHolder(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
-    writer = InboxWriter(pools, dispatcher.submit)
-    app[SERVICES] = Services(settings=settings, pools=pools, writer=writer, dispatcher=dispatcher)
+    ingest = Ingest(pools, dispatcher.submit, writers=settings.inbox_writers)
+    app[SERVICES] = Services(settings=settings, pools=pools, ingest=ingest, dispatcher=dispatcher)
 
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
@@ -36,9 +36,9 @@ def create_app(settings: Settings, dispatcher: Dispatcher, *, database_url: str)
     app.router.add_post(WEBHOOK_PATH, webhook.receive)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        writer.start()
+        ingest.start()
         yield
-        await writer.stop()
+        await ingest.stop()
         await pools.close()
 
     app.cleanup_ctx.append(lifecycle)

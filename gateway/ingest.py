@@ -1,16 +1,20 @@
 """Group commit of webhook deliveries into the inbox.
 
-Concurrent webhook requests wait on one writer task, which stores everything that
-queued up while the previous transaction ran in a single transaction, then answers
+Concurrent webhook requests wait on a writer task, which stores everything that
+queued up while its previous transaction ran in a single transaction, then answers
 them all. That keeps "store before acknowledge" (DESIGN.md §3) while paying one
-commit per batch instead of one per request. A single writer per process also hands
-new messages to the router in inbox order, which keeps per-phone order.
+commit per batch instead of one per request.
+
+There are a few writers, each owning a partition of the customer phones, so commits
+overlap. Each writer is serial: one phone's messages are committed, numbered and
+handed to the router in the order they arrived, which keeps per-phone order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +69,8 @@ class PoolHolder:
 
 
 class InboxWriter:
+    """One serial writer: one transaction at a time, batches as large as the queue."""
+
     def __init__(
         self,
         pools: PoolHolder,
@@ -161,3 +167,57 @@ class InboxWriter:
             await webhook_log.record(conn, events)
         for _ in events:
             self._events.popleft()
+
+
+class Ingest:
+    """The gateway's entry to the inbox: partitions each delivery over the writers."""
+
+    def __init__(
+        self,
+        pools: PoolHolder,
+        on_stored: Callable[[Sequence[InboxItem]], None],
+        *,
+        writers: int = 4,
+        max_batch: int = 500,
+    ) -> None:
+        self._writers = [
+            InboxWriter(pools, on_stored, max_batch=max_batch) for _ in range(max(writers, 1))
+        ]
+
+    def start(self) -> None:
+        for writer in self._writers:
+            writer.start()
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            await writer.stop()
+
+    def log_event(self, event: WebhookEvent) -> None:
+        self._writers[0].log_event(event)
+
+    def _writer_for(self, key: str) -> int:
+        return zlib.crc32(key.encode()) % len(self._writers)
+
+    async def submit(self, parsed: ParsedWebhook) -> list[InboxItem]:
+        """Store a delivery durably; return its messages that were new, in inbox order."""
+        parts: dict[int, ParsedWebhook] = {}
+        for message in parsed.messages:
+            parts.setdefault(
+                self._writer_for(message.customer_phone), ParsedWebhook()
+            ).messages.append(message)
+        for status in parsed.statuses:
+            parts.setdefault(
+                self._writer_for(status.provider_message_id), ParsedWebhook()
+            ).statuses.append(status)
+        if len(parts) <= 1:
+            index = next(iter(parts), 0)
+            return await self._writers[index].submit(parsed)
+        results = await asyncio.gather(
+            *(self._writers[i].submit(part) for i, part in parts.items()), return_exceptions=True
+        )
+        for result in results:
+            # Parts that did commit are harmless: Meta's retry finds them as duplicates.
+            if isinstance(result, BaseException):
+                raise result
+        items = [item for result in results if isinstance(result, list) for item in result]
+        return sorted(items, key=lambda item: item.message_id)

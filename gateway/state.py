@@ -9,7 +9,7 @@ from typing import Protocol
 from aiohttp import web
 
 from config import Settings
-from gateway.ingest import InboxWriter, PoolHolder
+from gateway.ingest import Ingest, PoolHolder
 from store.records import InboxItem
 
 
@@ -23,7 +23,7 @@ class Dispatcher(Protocol):
 class Services:
     settings: Settings
     pools: PoolHolder
-    writer: InboxWriter
+    ingest: Ingest
     dispatcher: Dispatcher
 
 

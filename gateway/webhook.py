@@ -52,7 +52,7 @@ async def receive(request: web.Request) -> web.Response:
     event = request.get(EVENT)
     if event is not None:
         event.latency_ms = elapsed * 1000
-        request.app[SERVICES].writer.log_event(event)
+        request.app[SERVICES].ingest.log_event(event)
     return response
 
 
@@ -82,7 +82,7 @@ async def _receive(request: web.Request) -> web.Response:
         return _reject(request, 400, "malformed", f"not a WhatsApp webhook: {exc}")
 
     try:
-        new_items = await services.writer.submit(parsed)
+        new_items = await services.ingest.submit(parsed)
     except StoreUnavailable:
         # Never 200-and-lose: Meta retries a 5xx delivery later.
         return _reject(request, 503, "unavailable", "message store unavailable, retry later")
