@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 from rank_bm25 import BM25Okapi
@@ -35,7 +37,11 @@ class Faq:
 
     @classmethod
     def load(cls, path: Path) -> Faq:
-        data = yaml.safe_load(path.read_text()) or {}
+        return cls.from_mapping(yaml.safe_load(path.read_text()) or {})
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> Faq:
+        """From the FAQ file's shape: business {name, description}, fallback, entries."""
         business = data.get("business") or {}
         return cls(
             business_name=str(business.get("name", "")),

@@ -1,43 +1,122 @@
-"""LLMPool: the Ray actor that turns conversation turns into replies.
+"""LLMPool: the actor that turns conversation turns into replies.
 
-Shards send it batches; it answers each request as soon as that one is ready
-(a streaming generator), so one slow completion never holds back the rest.
+Shards send it batches; it answers each request as soon as that one is ready (a
+streaming generator), so one slow completion never holds back the rest. It reloads
+the operator-edited prompt, models and FAQ when their change counter moves.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
-from actors.llm_clients import POLITE_FAILURE, ChatClient, make_client
+import asyncpg
+from redis.asyncio import Redis
+
+from actors.llm_clients import POLITE_FAILURE, ChatClient, OfflineResponder
+from actors.llm_context import LLMProfile
+from actors.llm_metrics import LLMMetrics
+from actors.llm_openrouter import OpenRouterClient
+from actors.llm_ratelimit import ClusterRateLimiter
 from actors.messages import LLMRequest, LLMResult
 from config import Settings
 from config.logs import configure_logging
+from store import app_settings
+from store.db import create_pool
 
 
 class LLMPool:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, database_url: str, redis_url: str) -> None:
         configure_logging(settings.log_level)
         self._settings = settings
-        self._client: ChatClient | None = None
+        self._database_url = database_url
+        self._redis_url = redis_url
+        self._lock = asyncio.Lock()
+        self._started = False
+        self._version = -1
+        self._checked_at = 0.0
+        self.metrics = LLMMetrics()
+        self._redis: Redis
+        self._db: asyncpg.Pool
+        self._client: ChatClient
+        self._profile: LLMProfile
 
-    def _chat(self) -> ChatClient:
-        if self._client is None:
-            self._client = make_client(self._settings)
-        return self._client
+    async def _ready(self) -> None:
+        if self._started:
+            return
+        async with self._lock:
+            if self._started:
+                return
+            s = self._settings
+            self._redis = Redis.from_url(self._redis_url)
+            self._db = await create_pool(self._database_url, min_size=1, max_size=2)
+            if s.uses_offline_responder:
+                self._client = OfflineResponder()
+            else:
+                limiter = ClusterRateLimiter(
+                    self._redis,
+                    prefix=s.redis_key_prefix,
+                    requests_per_minute=s.llm_requests_per_minute,
+                    tokens_per_minute=s.llm_tokens_per_minute,
+                    burst_seconds=s.llm_rate_burst_seconds,
+                    max_wait=s.llm_rate_max_wait_seconds,
+                )
+                self._client = OpenRouterClient(s, limiter, self.metrics)
+            self._profile = LLMProfile.from_settings(s, {})
+            self._started = True
+        await self.profile()
+
+    async def profile(self) -> LLMProfile:
+        """The current profile; operator edits show up within `settings_refresh_seconds`."""
+        now = time.monotonic()
+        if now - self._checked_at >= self._settings.settings_refresh_seconds:
+            self._checked_at = now
+            version = await app_settings.version(self._redis, self._settings.redis_key_prefix)
+            if version != self._version:
+                async with self._db.acquire() as conn:
+                    overrides = await app_settings.load_all(conn)
+                self._profile = LLMProfile.from_settings(self._settings, overrides)
+                self._version = version
+        return self._profile
 
     async def ping(self) -> str:
+        await self._ready()
         return "ok"
 
     async def complete(self, batch: list[LLMRequest]) -> AsyncIterator[LLMResult]:
-        client = self._chat()
-        tasks = [asyncio.ensure_future(self._one(client, r)) for r in batch]
+        await self._ready()
+        profile = await self.profile()
+        tasks = [asyncio.ensure_future(self._one(r, profile)) for r in batch]
         for next_done in asyncio.as_completed(tasks):
             yield await next_done
 
-    async def _one(self, client: ChatClient, request: LLMRequest) -> LLMResult:
-        deadline = self._settings.llm_timeout_seconds * (len(self._settings.models) + 1)
+    async def _one(self, request: LLMRequest, profile: LLMProfile) -> LLMResult:
+        # The client keeps its own deadline; this is the backstop that never lets a reply hang.
+        backstop = self._settings.llm_reply_deadline_seconds + 5
         try:
-            return await asyncio.wait_for(client.reply(request), timeout=deadline)
+            return await asyncio.wait_for(self._client.reply(request, profile), timeout=backstop)
         except Exception as exc:
             return LLMResult(request.request_id, POLITE_FAILURE, ok=False, error=repr(exc))
+
+    async def health(self) -> dict[str, Any]:
+        await self._ready()
+        profile = await self.profile()
+        return {
+            "mode": "offline" if self._settings.uses_offline_responder else "openrouter",
+            "models": list(profile.models),
+            "breakers": self._client.breaker_states(),
+        }
+
+    async def metric_families(self) -> list[Any]:
+        """This actor's Prometheus metric families, for the gateway's /metrics."""
+        if self._started:
+            self._client.breaker_states()  # refresh the breaker gauges before reading them
+        return list(self.metrics.registry.collect())
+
+    async def close(self) -> None:
+        if self._started:
+            await self._client.close()
+            await self._db.close()
+            await self._redis.aclose()

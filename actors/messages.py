@@ -27,6 +27,7 @@ class LLMResult:
     completion_tokens: int | None = None
     cost: float | None = None
     attempts: int = 1
+    latency_ms: float | None = None
     error: str | None = None
 
 

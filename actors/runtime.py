@@ -99,7 +99,9 @@ def start_actors(
     # LLM and delivery calls are not retried by Ray: a lost answer fails the shard's
     # request, which retries it itself, keyed by message id.
     llm = [
-        _actor_class(LLMPool).options(**_options(settings, n, retries=0)).remote(settings)
+        _actor_class(LLMPool)
+        .options(**_options(settings, n, retries=0))
+        .remote(settings, database_url, redis_url)
         for n in llm_names
     ]
     delivery = [

@@ -232,7 +232,16 @@ class ConversationShard:
                     prompt_tokens=result.prompt_tokens,
                     completion_tokens=result.completion_tokens,
                     cost=result.cost,
+                    attempts=result.attempts,
+                    latency_ms=result.latency_ms,
                 )
+                if not result.ok:
+                    # Every model failed: the customer gets the polite message, and a person
+                    # takes the conversation from here.
+                    async with self._pool.acquire() as conn:
+                        await conversations.flag_for_human(
+                            conn, item.conversation_id, "llm_unavailable"
+                        )
             elif decision.kind == "canned":
                 new = NewReply(item.conversation_id, item.message_id, decision.text)
             if new is not None:

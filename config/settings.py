@@ -78,8 +78,32 @@ class Settings(BaseSettings):
         default_factory=lambda: ["anthropic/claude-3.5-haiku"]
     )
     llm_timeout_seconds: float = 30.0
+    # A reply gives up (polite fallback, human flag) when all models took this long.
+    llm_reply_deadline_seconds: float = 60.0
+    llm_attempts_per_model: int = 2
+    # A 429's Retry-After is honoured up to this long; past it the next model is tried.
+    llm_retry_after_max_seconds: float = 10.0
     llm_max_tokens: int = 512
     llm_temperature: float = 0.3
+    # Per-model circuit breaker: open after this many consecutive failures, or when the
+    # failure rate over the last `window` calls (at least `window / 2` of them) reaches it.
+    llm_breaker_failures: int = 5
+    llm_breaker_failure_rate: float = 0.5
+    llm_breaker_window: int = 20
+    llm_breaker_cooldown_seconds: float = 30.0
+    # Per-model limits shared by every LLM actor in the cluster (Redis); 0 = no limit.
+    llm_requests_per_minute: int = 0
+    llm_tokens_per_minute: int = 0
+    # How much of a minute's allowance may be spent at once.
+    llm_rate_burst_seconds: float = 10.0
+    # A request over the limit waits this long for its turn, then counts as a failure.
+    llm_rate_max_wait_seconds: float = 5.0
+    # Models that take no system message: the system prompt is folded into the first user turn.
+    llm_no_system_models: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Tokens of conversation history (estimated) sent with each request; oldest turns go first.
+    llm_context_token_budget: int = 3000
+    # How often an LLM actor checks for operator-edited settings.
+    settings_refresh_seconds: float = 1.0
     system_prompt: str = (
         "You are a friendly, concise customer-support assistant for our business on WhatsApp. "
         "Answer in the customer's language. If you do not know, say a person will follow up."
@@ -92,7 +116,7 @@ class Settings(BaseSettings):
 
     jwt_secret: SecretStr | None = None
 
-    @field_validator("openrouter_fallback_model", mode="before")
+    @field_validator("openrouter_fallback_model", "llm_no_system_models", mode="before")
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

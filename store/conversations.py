@@ -37,3 +37,14 @@ async def recent_turns(
         Turn(role="user" if r["direction"] == "inbound" else "assistant", text=r["text"])
         for r in rows
     ]
+
+
+async def flag_for_human(conn: asyncpg.Connection, conversation_id: int, reason: str) -> None:
+    """Hand the conversation to a person: the bot stops answering until an operator returns it."""
+    await conn.execute(
+        """UPDATE conversations SET state = 'human', needs_human = true, handoff_reason = $2,
+                  updated_at = now()
+           WHERE id = $1 AND state <> 'closed'""",
+        conversation_id,
+        reason,
+    )

@@ -34,6 +34,8 @@ class NewReply:
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cost: float | None = None
+    attempts: int | None = None
+    latency_ms: float | None = None
     provider: str = "whatsapp_cloud"
 
 
@@ -57,8 +59,9 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
     """Store the reply as pending, or return the reply already stored for that message."""
     r = await conn.fetchrow(
         f"""INSERT INTO messages (conversation_id, direction, provider, type, text, status,
-                                  reply_to_id, model, prompt_tokens, completion_tokens, llm_cost)
-            VALUES ($1, 'outbound', $2, $3, $4, 'pending', $5, $6, $7, $8, $9)
+                                  reply_to_id, model, prompt_tokens, completion_tokens, llm_cost,
+                                  llm_attempts, llm_latency_ms)
+            VALUES ($1, 'outbound', $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11)
             ON CONFLICT (reply_to_id) DO NOTHING
             RETURNING {_COLUMNS}""",
         reply.conversation_id,
@@ -70,6 +73,8 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
         reply.prompt_tokens,
         reply.completion_tokens,
         reply.cost,
+        reply.attempts,
+        reply.latency_ms,
     )
     if r is not None:
         return _row(r)

@@ -149,7 +149,11 @@ def settings(
         openrouter_base_url=openrouter.base_url,
         openrouter_primary_model=PRIMARY_MODEL,
         openrouter_fallback_model=[FALLBACK_MODEL],
-        llm_timeout_seconds=5.0,
+        llm_timeout_seconds=3.0,
+        llm_attempts_per_model=2,
+        # Session-wide actors see many injected faults; breakers are tested on their own.
+        llm_breaker_failures=10_000,
+        llm_breaker_failure_rate=1.1,
         delivery_timeout_seconds=5.0,
         conversation_idle_seconds=3600,
         log_level="WARNING",

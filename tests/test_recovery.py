@@ -34,7 +34,7 @@ async def test_killed_shards_replay_stored_messages_and_answer_each_exactly_once
     db: asyncpg.Pool,
 ) -> None:
     # A slow LLM keeps the messages stored but unanswered when the shards die.
-    openrouter.set_latency(2.0)
+    openrouter.set_latency(1.5)
     phones = [new_phone() for _ in range(8)]
     for phone in phones:
         response = await webhooks.post(envelope([text_message(phone, f"before crash {phone}")]))

@@ -1,0 +1,266 @@
+"""OpenRouter (or any OpenAI-compatible endpoint) with retries, fallbacks, breakers and limits.
+
+https://openrouter.ai/docs/api-reference/chat-completion: POST {base}/api/v1/chat/completions
+with a bearer key, the optional HTTP-Referer and X-Title headers, and model, messages,
+max_tokens, temperature. Per model: a shared rate limit, retries with exponential backoff
+and jitter on 5xx, timeouts and connection errors, Retry-After honoured on 429, no retry on
+other 4xx or on an unusable body. Then the next model. Then the polite message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_any,
+)
+from tenacity.stop import stop_base
+from tenacity.wait import wait_random_exponential
+
+from actors.llm_breaker import CircuitBreaker
+from actors.llm_clients import POLITE_FAILURE, InvalidCompletion, parse_completion
+from actors.llm_context import LLMProfile, build_messages, estimate_tokens
+from actors.llm_metrics import BREAKER_VALUE, LLMMetrics
+from actors.llm_ratelimit import ClusterRateLimiter, RateLimited
+from actors.messages import LLMRequest, LLMResult
+from config import Settings
+
+log = structlog.get_logger(__name__)
+
+
+class ModelFailed(Exception):
+    """This model could not answer this request; the next model may."""
+
+    def __init__(
+        self,
+        outcome: str,
+        detail: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{outcome}: {detail}")
+        self.outcome = outcome
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.tries = 1
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    value = headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: rare from API gateways; treat as unknown
+
+
+class _StopAtDeadline(stop_base):
+    """Stop retrying when the next wait would cross the reply's deadline."""
+
+    def __init__(self, deadline: float, wait: Callable[[RetryCallState], float]) -> None:
+        self._deadline = deadline
+        self._wait = wait
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return time.monotonic() + self._wait(retry_state) >= self._deadline
+
+
+class OpenRouterClient:
+    def __init__(
+        self, settings: Settings, limiter: ClusterRateLimiter, metrics: LLMMetrics
+    ) -> None:
+        assert settings.openrouter_api_key is not None
+        self._s = settings
+        self._limiter = limiter
+        self._metrics = metrics
+        self._breakers: dict[str, CircuitBreaker] = {}
+        self._backoff = wait_random_exponential(multiplier=0.25, max=4)
+        self._http = httpx.AsyncClient(
+            base_url=settings.openrouter_base_url.rstrip("/"),
+            timeout=httpx.Timeout(settings.llm_timeout_seconds),
+            headers={
+                "Authorization": f"Bearer {settings.openrouter_api_key.get_secret_value()}",
+                "HTTP-Referer": "https://github.com/wa-support/wa-support",
+                "X-Title": "wa-support",
+            },
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
+        )
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def breaker(self, model: str) -> CircuitBreaker:
+        if model not in self._breakers:
+            self._breakers[model] = CircuitBreaker(
+                failures=self._s.llm_breaker_failures,
+                failure_rate=self._s.llm_breaker_failure_rate,
+                window=self._s.llm_breaker_window,
+                cooldown=self._s.llm_breaker_cooldown_seconds,
+            )
+        return self._breakers[model]
+
+    def breaker_states(self) -> dict[str, str]:
+        for model in self._breakers:
+            self._publish_breaker(model)
+        return {model: b.state.value for model, b in self._breakers.items()}
+
+    def _publish_breaker(self, model: str) -> None:
+        self._metrics.breaker.labels(model).set(BREAKER_VALUE[self.breaker(model).state])
+
+    async def reply(self, request: LLMRequest, profile: LLMProfile) -> LLMResult:
+        started = time.monotonic()
+        deadline = started + self._s.llm_reply_deadline_seconds
+        attempts = 0
+        errors: list[str] = []
+        for position, model in enumerate(profile.models):
+            breaker = self.breaker(model)
+            if not breaker.allow():
+                self._metrics.calls.labels(model, "circuit_open").inc()
+                errors.append(f"{model}: circuit open")
+                continue
+            try:
+                text, usage, tries = await self._ask(model, profile, request, deadline)
+            except ModelFailed as exc:
+                attempts += exc.tries
+                breaker.record_failure()
+                self._publish_breaker(model)
+                errors.append(f"{model}: {exc}"[:300])
+                log.warning("llm_model_failed", model=model, error=str(exc)[:300])
+                continue
+            except BaseException:
+                breaker.release_probe()
+                raise
+            breaker.record_success()
+            self._publish_breaker(model)
+            attempts += tries
+            self._account(model, usage)
+            self._metrics.replies.labels("primary" if position == 0 else "fallback").inc()
+            return LLMResult(
+                request_id=request.request_id,
+                text=text,
+                ok=True,
+                model=model,
+                prompt_tokens=_int(usage.get("prompt_tokens")),
+                completion_tokens=_int(usage.get("completion_tokens")),
+                cost=_float(usage.get("cost")),
+                attempts=attempts,
+                latency_ms=(time.monotonic() - started) * 1000,
+            )
+        self._metrics.replies.labels("failed").inc()
+        return LLMResult(
+            request_id=request.request_id,
+            text=POLITE_FAILURE,
+            ok=False,
+            attempts=attempts,
+            latency_ms=(time.monotonic() - started) * 1000,
+            error="; ".join(errors) or "no model configured",
+        )
+
+    async def _ask(
+        self, model: str, profile: LLMProfile, request: LLMRequest, deadline: float
+    ) -> tuple[str, dict[str, Any], int]:
+        messages = build_messages(profile, request, model)
+        estimate = sum(estimate_tokens(m["content"]) for m in messages) + self._s.llm_max_tokens
+        tries = 0
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(exc, ModelFailed) and exc.retry_after is not None:
+                return exc.retry_after
+            return float(self._backoff(state))
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, ModelFailed) and e.retryable),
+            stop=stop_any(
+                stop_after_attempt(self._s.llm_attempts_per_model), _StopAtDeadline(deadline, wait)
+            ),
+            wait=wait,
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    tries += 1
+                    text, usage = await self._call(model, messages, estimate, deadline)
+                    return text, usage, tries
+        except ModelFailed as exc:
+            exc.tries = tries
+            raise
+        raise AssertionError("unreachable: tenacity reraises")
+
+    async def _call(
+        self, model: str, messages: list[dict[str, str]], estimate: int, deadline: float
+    ) -> tuple[str, dict[str, Any]]:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ModelFailed("deadline", "reply deadline passed")
+        try:
+            await asyncio.wait_for(self._limiter.acquire(model, estimate), timeout=remaining)
+        except (RateLimited, TimeoutError) as exc:
+            self._metrics.calls.labels(model, "rate_limited").inc()
+            raise ModelFailed("rate_limited", str(exc)) from exc
+        started = time.monotonic()
+        timeout = min(self._s.llm_timeout_seconds, max(deadline - started, 0.1))
+        body = {
+            "model": model,
+            "messages": messages,
+            "max_tokens": self._s.llm_max_tokens,
+            "temperature": self._s.llm_temperature,
+        }
+        try:
+            response = await self._http.post("/api/v1/chat/completions", json=body, timeout=timeout)
+        except httpx.TimeoutException as exc:
+            self._metrics.calls.labels(model, "timeout").inc()
+            raise ModelFailed("timeout", repr(exc), retryable=True) from exc
+        except httpx.TransportError as exc:
+            self._metrics.calls.labels(model, "connection_error").inc()
+            raise ModelFailed("connection_error", repr(exc), retryable=True) from exc
+        status = response.status_code
+        if status == 429:
+            self._metrics.calls.labels(model, "http_429").inc()
+            after = _retry_after(response.headers)
+            honour = after is not None and after <= self._s.llm_retry_after_max_seconds
+            raise ModelFailed(
+                "http_429",
+                "rate limited by the provider",
+                retryable=honour,
+                retry_after=after if honour else None,
+            )
+        if status >= 500:
+            self._metrics.calls.labels(model, "http_5xx").inc()
+            raise ModelFailed("http_5xx", f"HTTP {status}", retryable=True)
+        if status >= 400:
+            self._metrics.calls.labels(model, "http_4xx").inc()
+            raise ModelFailed("http_4xx", f"HTTP {status}: {response.text[:200]}")
+        try:
+            text, usage = parse_completion(response.json())
+        except (ValueError, InvalidCompletion) as exc:
+            self._metrics.calls.labels(model, "invalid").inc()
+            raise ModelFailed("invalid", str(exc)[:200]) from exc
+        self._metrics.calls.labels(model, "ok").inc()
+        self._metrics.latency.labels(model).observe(time.monotonic() - started)
+        return text, usage
+
+    def _account(self, model: str, usage: dict[str, Any]) -> None:
+        for kind in ("prompt_tokens", "completion_tokens"):
+            if (count := _int(usage.get(kind))) is not None:
+                self._metrics.tokens.labels(model, kind.removesuffix("_tokens")).inc(count)
+        if (cost := _float(usage.get("cost"))) is not None:
+            self._metrics.cost.labels(model).inc(cost)
+
+
+def _int(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) else None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
