@@ -22,16 +22,16 @@ import ray
 import structlog
 from redis.asyncio import Redis
 
+from actors.abuse_limit import AbuseLimit
 from actors.batching import StreamBatcher
 from actors.conversation import VirtualConversation
 from actors.messages import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
 from actors.placement import shard_for
-from actors.reply_policy import decide
+from actors.turn import TurnPlanner
 from config import Settings
 from config.logs import configure_logging, mask_phone
 from store import conversations, inbox, outbound
 from store.db import create_pool
-from store.outbound import NewReply
 from store.records import ConversationSnapshot, InboxItem, Turn
 from store.snapshots import SnapshotStore
 
@@ -65,6 +65,7 @@ class ConversationShard:
         self._snapshots: SnapshotStore
         self._llm: StreamBatcher[LLMRequest, LLMResult]
         self._delivery: StreamBatcher[DeliveryRequest, DeliveryResult]
+        self._planner: TurnPlanner
         self.activations = {"redis": 0, "postgres": 0}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -98,6 +99,17 @@ class ConversationShard:
             max_batch=s.batch_max_messages,
             max_delay=delay,
             name="delivery",
+        )
+        self._planner = TurnPlanner(
+            s,
+            self._pool,
+            AbuseLimit(
+                self._redis,
+                prefix=s.redis_key_prefix,
+                limit=s.abuse_messages_per_window,
+                window=s.abuse_window_seconds,
+            ),
+            self._llm.request,
         )
         self._spawn(self._passivation_loop())
         self._spawn(self._replay_unprocessed())
@@ -217,33 +229,8 @@ class ConversationShard:
         if work is None or work.processed:
             return
         reply = work.reply
-        if reply is None and work.conversation_state == "bot":
-            decision = decide(item)
-            new: NewReply | None = None
-            if decision.kind == "llm":
-                result = await self._llm.request(
-                    LLMRequest(item.message_id, tuple(snapshot.history), decision.text)
-                )
-                new = NewReply(
-                    conversation_id=item.conversation_id,
-                    reply_to_id=item.message_id,
-                    text=result.text,
-                    model=result.model,
-                    prompt_tokens=result.prompt_tokens,
-                    completion_tokens=result.completion_tokens,
-                    cost=result.cost,
-                    attempts=result.attempts,
-                    latency_ms=result.latency_ms,
-                )
-                if not result.ok:
-                    # Every model failed: the customer gets the polite message, and a person
-                    # takes the conversation from here.
-                    async with self._pool.acquire() as conn:
-                        await conversations.flag_for_human(
-                            conn, item.conversation_id, "llm_unavailable"
-                        )
-            elif decision.kind == "canned":
-                new = NewReply(item.conversation_id, item.message_id, decision.text)
+        if reply is None:
+            new = await self._planner.plan(item, work, snapshot)
             if new is not None:
                 async with self._pool.acquire() as conn:
                     reply = await outbound.reserve_reply(conn, new)

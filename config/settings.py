@@ -59,6 +59,18 @@ class Settings(BaseSettings):
     inbox_sweep_seconds: float = 30.0
     inbox_replay_after_seconds: float = 60.0
 
+    # Per-phone abuse limit: messages a customer may send per window before the bot stops
+    # answering them (stored all the same) and says, once, to slow down.
+    abuse_messages_per_window: int = 10
+    abuse_window_seconds: int = 60
+    # Words that hand the conversation to a person (whole words, any case).
+    handoff_keywords: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["agent", "human", "person", "representative", "operator"]
+    )
+    # A conversation handed to a person goes back to the bot after this long without
+    # an operator's reply (0 = never by itself).
+    human_idle_return_seconds: float = 3600.0
+
     webhook_max_body_bytes: int = 1024 * 1024
     # Serial group-commit writers, each owning a share of the phones: commits overlap.
     inbox_writers: int = 4
@@ -115,8 +127,22 @@ class Settings(BaseSettings):
     msg91_sender_id: str | None = None
 
     jwt_secret: SecretStr | None = None
+    # Operator sessions: short access tokens (JWT) renewed by longer refresh tokens.
+    jwt_access_ttl_seconds: int = 900
+    jwt_refresh_ttl_seconds: int = 14 * 24 * 3600
+    # After the first user (who becomes admin): "invite" (an admin invites) or "closed".
+    registration_mode: Literal["invite", "closed"] = "invite"
+    invite_ttl_seconds: int = 7 * 24 * 3600
+    # Failed logins allowed per account and per client IP within the window, then 429.
+    login_max_failures_per_account: int = 5
+    login_max_failures_per_ip: int = 20
+    login_failure_window_seconds: int = 900
+    # Send the session cookies only over HTTPS (set it behind TLS in production).
+    cookie_secure: bool = False
 
-    @field_validator("openrouter_fallback_model", "llm_no_system_models", mode="before")
+    @field_validator(
+        "openrouter_fallback_model", "llm_no_system_models", "handoff_keywords", mode="before"
+    )
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):

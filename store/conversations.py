@@ -43,8 +43,17 @@ async def flag_for_human(conn: asyncpg.Connection, conversation_id: int, reason:
     """Hand the conversation to a person: the bot stops answering until an operator returns it."""
     await conn.execute(
         """UPDATE conversations SET state = 'human', needs_human = true, handoff_reason = $2,
-                  updated_at = now()
+                  handoff_at = now(), updated_at = now()
            WHERE id = $1 AND state <> 'closed'""",
         conversation_id,
         reason,
+    )
+
+
+async def return_to_bot(conn: asyncpg.Connection, conversation_id: int) -> None:
+    await conn.execute(
+        """UPDATE conversations SET state = 'bot', needs_human = false, handoff_reason = NULL,
+                  handoff_at = NULL, updated_at = now()
+           WHERE id = $1 AND state = 'human'""",
+        conversation_id,
     )

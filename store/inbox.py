@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import orjson
@@ -45,7 +46,7 @@ RETURNING id, conversation_id, provider_message_id
 
 _UNPROCESSED = """
 SELECT m.id, m.conversation_id, c.business_number, c.customer_phone, m.type, m.text,
-       m.provider_message_id, m.provider
+       m.provider_message_id, m.provider, m.payload
 FROM messages m JOIN conversations c ON c.id = m.conversation_id
 WHERE m.direction = 'inbound' AND m.processed_at IS NULL
   AND m.created_at <= now() - make_interval(secs => $1)
@@ -102,6 +103,7 @@ async def insert_inbound(
                 text=m.text,
                 provider_message_id=m.provider_message_id,
                 provider=m.provider,
+                payload=m.payload,
             )
         )
     items.sort(key=lambda i: i.message_id)
@@ -126,9 +128,17 @@ async def unprocessed(
             text=r["text"],
             provider_message_id=r["provider_message_id"],
             provider=r["provider"],
+            payload=_as_dict(r["payload"]),
         )
         for r in rows
     ]
+
+
+def _as_dict(value: object) -> dict[str, Any]:
+    # Without the pool's JSONB codec (a bare connection) the value arrives as text.
+    if isinstance(value, str):
+        value = orjson.loads(value)
+    return value if isinstance(value, dict) else {}
 
 
 async def processed_ids(conn: asyncpg.Connection, message_ids: Sequence[int]) -> set[int]:
@@ -154,13 +164,22 @@ class WorkState:
     processed: bool
     conversation_state: str
     reply: OutboundRow | None
+    # Seconds since the conversation was handed to a person, or since an operator last
+    # wrote in it, whichever is later; None unless it is with a person.
+    human_idle_seconds: float | None = None
 
 
 async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | None:
     r = await conn.fetchrow(
         """SELECT m.processed_at IS NOT NULL AS processed, c.state,
                   o.id AS o_id, o.text AS o_text, o.status AS o_status,
-                  o.provider_message_id AS o_wamid
+                  o.provider_message_id AS o_wamid,
+                  CASE WHEN c.state = 'human' THEN extract(epoch FROM now() - GREATEST(
+                      c.handoff_at,
+                      (SELECT max(a.created_at) FROM messages a
+                       WHERE a.conversation_id = c.id AND a.direction = 'outbound'
+                         AND a.reply_to_id IS NULL)))
+                  END AS human_idle
            FROM messages m
            JOIN conversations c ON c.id = m.conversation_id
            LEFT JOIN messages o ON o.reply_to_id = m.id
@@ -179,4 +198,10 @@ async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | N
             status=r["o_status"],
             provider_message_id=r["o_wamid"],
         )
-    return WorkState(processed=r["processed"], conversation_state=r["state"], reply=reply)
+    idle = r["human_idle"]
+    return WorkState(
+        processed=r["processed"],
+        conversation_state=r["state"],
+        reply=reply,
+        human_idle_seconds=float(idle) if idle is not None else None,
+    )

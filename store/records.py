@@ -52,6 +52,8 @@ class InboxItem:
     text: str | None
     provider_message_id: str
     provider: str = "whatsapp_cloud"
+    # The message as the provider sent it: reaction targets, button ids, media ids live here.
+    payload: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,135 @@
+"""One customer turn: what the bot does with one inbound message, and what it answers.
+
+In order: the message's effect on earlier ones (reaction, edit, revoke); whether the bot
+may answer at all (a person has the conversation, or it returns to the bot after idling);
+the per-phone abuse limit; the customer asking for a person; scripted flows; then the
+reply policy by message type, with the LLM pool for free text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from actors.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
+from actors.messages import LLMRequest, LLMResult
+from actors.reply_policy import decide
+from config import Settings
+from store import conversations, message_updates
+from store.inbox import WorkState
+from store.outbound import NewReply
+from store.records import ConversationSnapshot, InboxItem
+
+HANDOFF_REPLY = (
+    "Thanks! I've asked a member of our team to take over. They will answer you here shortly."
+)
+
+AskLLM = Callable[[LLMRequest], Awaitable[LLMResult]]
+
+
+class TurnPlanner:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        abuse: AbuseLimit,
+        ask_llm: AskLLM,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._abuse = abuse
+        self._ask_llm = ask_llm
+        words = "|".join(re.escape(w) for w in settings.handoff_keywords if w.strip())
+        self._handoff = re.compile(rf"\b({words})\b", re.IGNORECASE) if words else None
+
+    async def plan(
+        self, item: InboxItem, work: WorkState, snapshot: ConversationSnapshot
+    ) -> NewReply | None:
+        """The reply to store and send for this message, or None for no reply."""
+        await self._apply_effects(item)
+        if not await self._bot_may_answer(item, work):
+            return None
+        verdict = await self._abuse.check(
+            item.business_number, item.customer_phone, item.message_id
+        )
+        if verdict is Verdict.DROP:
+            return None
+        if verdict is Verdict.WARN:
+            return self._canned(item, SLOW_DOWN)
+        if self._asks_for_person(item):
+            async with self._pool.acquire() as conn:
+                await conversations.flag_for_human(conn, item.conversation_id, "customer_asked")
+            return self._canned(item, HANDOFF_REPLY)
+        decision = decide(item)
+        if decision.kind == "none":
+            return None
+        if decision.kind == "canned":
+            return self._canned(item, decision.text)
+        return await self._llm_reply(item, snapshot, decision.text)
+
+    async def _apply_effects(self, item: InboxItem) -> None:
+        payload: dict[str, Any] = item.payload
+        async with self._pool.acquire() as conn:
+            if item.type == "reaction":
+                reaction = payload.get("reaction") or {}
+                if target := reaction.get("message_id"):
+                    await message_updates.set_reaction(
+                        conn, item.conversation_id, target, reaction.get("emoji")
+                    )
+            elif item.type == "edit":
+                if target := (payload.get("edit") or {}).get("original_message_id"):
+                    await message_updates.apply_edit(conn, item.conversation_id, target, item.text)
+            elif item.type == "revoke":
+                if target := (payload.get("revoke") or {}).get("original_message_id"):
+                    await message_updates.apply_revoke(conn, item.conversation_id, target)
+
+    async def _bot_may_answer(self, item: InboxItem, work: WorkState) -> bool:
+        if work.conversation_state == "bot":
+            return True
+        idle_limit = self._settings.human_idle_return_seconds
+        if (
+            work.conversation_state == "human"
+            and idle_limit > 0
+            and work.human_idle_seconds is not None
+            and work.human_idle_seconds >= idle_limit
+        ):
+            # Nobody answered for a long while: the bot takes the conversation back.
+            async with self._pool.acquire() as conn:
+                await conversations.return_to_bot(conn, item.conversation_id)
+            return True
+        return False
+
+    def _asks_for_person(self, item: InboxItem) -> bool:
+        return (
+            self._handoff is not None
+            and item.type == "text"
+            and bool(item.text)
+            and self._handoff.search(item.text or "") is not None
+        )
+
+    def _canned(self, item: InboxItem, text: str) -> NewReply:
+        return NewReply(item.conversation_id, item.message_id, text)
+
+    async def _llm_reply(
+        self, item: InboxItem, snapshot: ConversationSnapshot, text: str
+    ) -> NewReply:
+        result = await self._ask_llm(LLMRequest(item.message_id, tuple(snapshot.history), text))
+        if not result.ok:
+            # Every model failed: the customer gets the polite message, and a person takes
+            # the conversation from here.
+            async with self._pool.acquire() as conn:
+                await conversations.flag_for_human(conn, item.conversation_id, "llm_unavailable")
+        return NewReply(
+            conversation_id=item.conversation_id,
+            reply_to_id=item.message_id,
+            text=result.text,
+            model=result.model,
+            prompt_tokens=result.prompt_tokens,
+            completion_tokens=result.completion_tokens,
+            cost=result.cost,
+            attempts=result.attempts,
+            latency_ms=result.latency_ms,
+        )
