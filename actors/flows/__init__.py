@@ -1,0 +1,1 @@
+"""Scripted conversation flows declared in YAML (triggers and actions), and business hours."""
