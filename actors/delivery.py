@@ -60,6 +60,7 @@ class DeliveryActor:
             to=request.to,
             text=request.text,
             callback_data=str(request.request_id),
+            content=request.content,
         )
         try:
             wamid = await provider.send_text(message)

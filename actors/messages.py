@@ -6,6 +6,7 @@ Small frozen dataclasses: they pickle quickly and are sent in batches (DESIGN.md
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from store.records import Turn
 
@@ -37,6 +38,7 @@ class DeliveryRequest:
     business_number: str
     to: str
     text: str
+    content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ In sandbox mode the same client talks to the local Graph API fake.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -19,6 +19,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from actors.outbound_content import Content, cloud_api_body, split_text
 from config import Settings
 
 # Meta codes worth retrying: throughput (130429) and pair rate (131056) limits, and
@@ -37,10 +38,13 @@ class SendError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TextMessage:
+    """One reply to send: plain text, or richer content (buttons, list, template)."""
+
     business_number: str
     to: str
     text: str
     callback_data: str
+    content: dict[str, Any] | None = None  # Content.to_payload(); None means plain text
 
 
 class Provider(Protocol):
@@ -75,6 +79,21 @@ class CloudApiProvider:
         await self._http.aclose()
 
     async def send_text(self, message: TextMessage) -> str:
+        """Send the reply; a text over 4096 characters goes as several messages, in order.
+
+        Returns the provider id of the first part, which the outbound row keeps.
+        """
+        content = Content.from_payload(message.content, message.text)
+        if content.kind == "text":
+            bodies = [
+                cloud_api_body(Content.plain(part), message.to) for part in split_text(content.text)
+            ]
+        else:
+            bodies = [cloud_api_body(content.validate(), message.to)]
+        wamids = [await self._send_with_retries(message, body) for body in bodies]
+        return wamids[0]
+
+    async def _send_with_retries(self, message: TextMessage, body: dict[str, Any]) -> str:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
             wait=wait_random_exponential(multiplier=0.2, max=5),
@@ -83,20 +102,13 @@ class CloudApiProvider:
         )
         async for attempt in retrying:
             with attempt:
-                return await self._send_once(message)
+                return await self._send_once(message, body)
         raise AssertionError("unreachable: tenacity reraises the last error")
 
-    async def _send_once(self, message: TextMessage) -> str:
-        body = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": message.to,
-            "type": "text",
-            "text": {"body": message.text, "preview_url": False},
-            # Meta echoes this in every status webhook of the message: it lets a crash
-            # between the send and our write be resolved without sending twice.
-            "biz_opaque_callback_data": message.callback_data,
-        }
+    async def _send_once(self, message: TextMessage, body: dict[str, Any]) -> str:
+        # Meta echoes this in every status webhook of the message: it lets a crash
+        # between the send and our write be resolved without sending twice.
+        body = {**body, "biz_opaque_callback_data": message.callback_data}
         try:
             response = await self._http.post(
                 f"/{self._version}/{message.business_number}/messages", json=body

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from actors.abuse_limit import AbuseLimit
 from actors.batching import StreamBatcher
 from actors.conversation import VirtualConversation
+from actors.flows.source import FlowSource
 from actors.messages import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
 from actors.placement import shard_for
 from actors.turn import TurnPlanner
@@ -110,6 +111,13 @@ class ConversationShard:
                 window=s.abuse_window_seconds,
             ),
             self._llm.request,
+            FlowSource(
+                s.flows_path,
+                db=self._pool,
+                redis=self._redis,
+                prefix=s.redis_key_prefix,
+                refresh_seconds=s.settings_refresh_seconds,
+            ),
         )
         self._spawn(self._passivation_loop())
         self._spawn(self._replay_unprocessed())
@@ -236,7 +244,9 @@ class ConversationShard:
                     reply = await outbound.reserve_reply(conn, new)
         if reply is not None and reply.status in ("pending", "sending") and reply.text:
             sent = await self._delivery.request(
-                DeliveryRequest(reply.id, item.business_number, item.customer_phone, reply.text)
+                DeliveryRequest(
+                    reply.id, item.business_number, item.customer_phone, reply.text, reply.content
+                )
             )
             if not sent.ok:
                 log.warning(

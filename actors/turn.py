@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from actors.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
+from actors.flows.engine import FlowOutcome, TurnInput
+from actors.flows.source import FlowSource
 from actors.messages import LLMRequest, LLMResult
 from actors.reply_policy import decide
 from config import Settings
@@ -37,11 +41,15 @@ class TurnPlanner:
         pool: asyncpg.Pool,
         abuse: AbuseLimit,
         ask_llm: AskLLM,
+        flows: FlowSource | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
         self._settings = settings
         self._pool = pool
         self._abuse = abuse
         self._ask_llm = ask_llm
+        self._flows = flows
+        self._clock = clock
         words = "|".join(re.escape(w) for w in settings.handoff_keywords if w.strip())
         self._handoff = re.compile(rf"\b({words})\b", re.IGNORECASE) if words else None
 
@@ -63,6 +71,10 @@ class TurnPlanner:
             async with self._pool.acquire() as conn:
                 await conversations.flag_for_human(conn, item.conversation_id, "customer_asked")
             return self._canned(item, HANDOFF_REPLY)
+        if self._flows is not None:
+            scripted = await self._run_flows(item, work)
+            if scripted is not None:
+                return await self._from_flow(item, snapshot, scripted)
         decision = decide(item)
         if decision.kind == "none":
             return None
@@ -113,6 +125,49 @@ class TurnPlanner:
     def _canned(self, item: InboxItem, text: str) -> NewReply:
         return NewReply(item.conversation_id, item.message_id, text)
 
+    async def _run_flows(self, item: InboxItem, work: WorkState) -> FlowOutcome | None:
+        assert self._flows is not None
+        engine = await self._flows.engine()
+        turn = TurnInput(
+            text=item.text if item.type in ("text", "interactive", "button") else None,
+            choice_id=choice_id(item.payload),
+            first_message=work.first_message,
+            now=self._clock(),
+        )
+        variables = {k: str(v) for k, v in (work.variables or {}).items()}
+        outcome = engine.respond(turn, work.flow_state, variables)
+        if outcome is not None and (
+            outcome.variables != variables or outcome.pending != work.flow_state
+        ):
+            async with self._pool.acquire() as conn:
+                await conversations.save_flow(
+                    conn, item.conversation_id, outcome.variables, outcome.pending
+                )
+        return outcome
+
+    async def _from_flow(
+        self, item: InboxItem, snapshot: ConversationSnapshot, outcome: FlowOutcome
+    ) -> NewReply | None:
+        if outcome.handoff:
+            async with self._pool.acquire() as conn:
+                await conversations.flag_for_human(
+                    conn, item.conversation_id, f"flow:{outcome.flow}"
+                )
+        if outcome.to_llm and item.text:
+            reply = await self._llm_reply(item, snapshot, item.text)
+            if outcome.content is not None:
+                reply = replace(reply, text=f"{outcome.content.text}\n\n{reply.text}")
+            return reply
+        if outcome.content is None:
+            return None
+        content = outcome.content
+        return NewReply(
+            item.conversation_id,
+            item.message_id,
+            content.text,
+            content=content.to_payload() if content.kind != "text" else None,
+        )
+
     async def _llm_reply(
         self, item: InboxItem, snapshot: ConversationSnapshot, text: str
     ) -> NewReply:
@@ -133,3 +188,13 @@ class TurnPlanner:
             attempts=result.attempts,
             latency_ms=result.latency_ms,
         )
+
+
+def choice_id(payload: dict[str, Any]) -> str | None:
+    """The id of the button or list row the customer tapped, if this message is one."""
+    interactive = payload.get("interactive") or {}
+    for kind in ("button_reply", "list_reply"):
+        if isinstance(interactive.get(kind), dict) and interactive[kind].get("id"):
+            return str(interactive[kind]["id"])
+    button = payload.get("button") or {}
+    return str(button["payload"]) if button.get("payload") else None

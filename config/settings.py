@@ -19,6 +19,7 @@ DEV_VERIFY_TOKEN = "dev-verify-token"
 DEV_JWT_SECRET = "dev-jwt-secret-change-me"
 
 DEFAULT_FAQ = Path(__file__).with_name("faq.yaml")
+DEFAULT_FLOWS = Path(__file__).with_name("flows.yaml")
 
 
 class ProductionConfigError(RuntimeError):
@@ -67,6 +68,8 @@ class Settings(BaseSettings):
     handoff_keywords: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["agent", "human", "person", "representative", "operator"]
     )
+    # Scripted flows (YAML); "none" turns them off. Operator-edited flows replace the file.
+    flows_path: Path | None = DEFAULT_FLOWS
     # A conversation handed to a person goes back to the bot after this long without
     # an operator's reply (0 = never by itself).
     human_idle_return_seconds: float = 3600.0
@@ -148,6 +151,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
         return value
+
+    @field_validator("flows_path", mode="before")
+    @classmethod
+    def _no_flows(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() == "none" else value
 
     @property
     def is_production(self) -> bool:

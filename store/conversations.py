@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import asyncpg
 
 from store.records import Turn
@@ -56,4 +58,20 @@ async def return_to_bot(conn: asyncpg.Connection, conversation_id: int) -> None:
                   handoff_at = NULL, updated_at = now()
            WHERE id = $1 AND state = 'human'""",
         conversation_id,
+    )
+
+
+async def save_flow(
+    conn: asyncpg.Connection,
+    conversation_id: int,
+    variables: dict[str, Any],
+    flow_state: dict[str, Any] | None,
+) -> None:
+    await conn.execute(
+        """UPDATE conversations SET variables = $2::jsonb, flow_state = $3::jsonb,
+                  updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+        variables,
+        flow_state,
     )

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from store.outbound import content_of
 from store.records import InboundMessage, InboxItem, OutboundRow
 
 _UPSERT_CONVERSATIONS = """
@@ -167,13 +168,21 @@ class WorkState:
     # Seconds since the conversation was handed to a person, or since an operator last
     # wrote in it, whichever is later; None unless it is with a person.
     human_idle_seconds: float | None = None
+    # The conversation's first inbound message (a "first message" flow trigger).
+    first_message: bool = False
+    variables: dict[str, Any] | None = None
+    flow_state: dict[str, Any] | None = None
 
 
 async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | None:
     r = await conn.fetchrow(
         """SELECT m.processed_at IS NOT NULL AS processed, c.state,
                   o.id AS o_id, o.text AS o_text, o.status AS o_status,
-                  o.provider_message_id AS o_wamid,
+                  o.provider_message_id AS o_wamid, o.payload AS o_payload,
+                  c.variables, c.flow_state,
+                  NOT EXISTS (SELECT 1 FROM messages e
+                              WHERE e.conversation_id = m.conversation_id
+                                AND e.direction = 'inbound' AND e.id < m.id) AS first_message,
                   CASE WHEN c.state = 'human' THEN extract(epoch FROM now() - GREATEST(
                       c.handoff_at,
                       (SELECT max(a.created_at) FROM messages a
@@ -197,6 +206,7 @@ async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | N
             text=r["o_text"],
             status=r["o_status"],
             provider_message_id=r["o_wamid"],
+            content=content_of(r["o_payload"]),
         )
     idle = r["human_idle"]
     return WorkState(
@@ -204,4 +214,7 @@ async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | N
         conversation_state=r["state"],
         reply=reply,
         human_idle_seconds=float(idle) if idle is not None else None,
+        first_message=r["first_message"],
+        variables=_as_dict(r["variables"]),
+        flow_state=_as_dict(r["flow_state"]) or None,
     )

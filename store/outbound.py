@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
+import orjson
 
 from store.records import OutboundRow, StatusUpdate
 
@@ -17,11 +19,15 @@ from store.records import OutboundRow, StatusUpdate
 STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "failed": 5}
 
 
+# The WhatsApp message type of each content kind.
+_TYPES = {"text": "text", "buttons": "interactive", "list": "interactive", "template": "template"}
+
+
 def _rank(status: str) -> int:
     return STATUS_RANK.get(status, -1)
 
 
-_COLUMNS = "id, conversation_id, reply_to_id, text, status, provider_message_id"
+_COLUMNS = "id, conversation_id, reply_to_id, text, status, provider_message_id, payload"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +35,6 @@ class NewReply:
     conversation_id: int
     reply_to_id: int
     text: str
-    type: str = "text"
     model: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -37,6 +42,7 @@ class NewReply:
     attempts: int | None = None
     latency_ms: float | None = None
     provider: str = "whatsapp_cloud"
+    content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
 
 
 def _row(r: asyncpg.Record) -> OutboundRow:
@@ -47,7 +53,14 @@ def _row(r: asyncpg.Record) -> OutboundRow:
         text=r["text"],
         status=r["status"],
         provider_message_id=r["provider_message_id"],
+        content=content_of(r["payload"]),
     )
+
+
+def content_of(payload: object) -> dict[str, Any] | None:
+    if isinstance(payload, str):
+        payload = orjson.loads(payload)
+    return payload if isinstance(payload, dict) and payload.get("kind") else None
 
 
 async def reply_for(conn: asyncpg.Connection, inbound_id: int) -> OutboundRow | None:
@@ -60,13 +73,14 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
     r = await conn.fetchrow(
         f"""INSERT INTO messages (conversation_id, direction, provider, type, text, status,
                                   reply_to_id, model, prompt_tokens, completion_tokens, llm_cost,
-                                  llm_attempts, llm_latency_ms)
-            VALUES ($1, 'outbound', $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11)
+                                  llm_attempts, llm_latency_ms, payload)
+            VALUES ($1, 'outbound', $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11,
+                    $12::jsonb)
             ON CONFLICT (reply_to_id) DO NOTHING
             RETURNING {_COLUMNS}""",
         reply.conversation_id,
         reply.provider,
-        reply.type,
+        _TYPES.get((reply.content or {}).get("kind", "text"), "text"),
         reply.text,
         reply.reply_to_id,
         reply.model,
@@ -75,6 +89,7 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
         reply.cost,
         reply.attempts,
         reply.latency_ms,
+        reply.content or {},
     )
     if r is not None:
         return _row(r)

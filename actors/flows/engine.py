@@ -11,11 +11,13 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from actors.flows.hours import is_open
 from actors.flows.schema import Action, Flow, FlowsFile, Trigger
 from actors.outbound_content import Choice, Content
 
+CLOSED_NOTICE = "_closed_notice_day"
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 
 
@@ -41,19 +43,30 @@ def _fill(text: str, variables: dict[str, str]) -> str:
     return _PLACEHOLDER.sub(lambda m: variables.get(m.group(1), m.group(0)), text)
 
 
-def _matches(trigger: Trigger, turn: TurnInput, closed: bool) -> bool:
+def _rank(trigger: Trigger, turn: TurnInput, closed: bool) -> tuple[int, int] | None:
+    """How well a trigger fits this turn (lower wins), or None when it does not fire.
+
+    A tapped button is what the customer chose exactly; then words, the longest matching
+    phrase first ("when are you open" beats "hi"); then situations.
+    """
     if turn.choice_id is not None and turn.choice_id in trigger.button:
-        return True
+        return (0, 0)
     text = (turn.text or "").strip()
-    if text and any(
-        re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE) for k in trigger.keyword
-    ):
-        return True
-    if text and trigger.regex and re.search(trigger.regex, text, re.IGNORECASE):
-        return True
+    if text:
+        matched = [
+            k
+            for k in trigger.keyword
+            if re.search(rf"(?<!\w){re.escape(k)}(?!\w)", text, re.IGNORECASE)
+        ]
+        if matched:
+            return (1, -max(len(k) for k in matched))
+        if trigger.regex and re.search(trigger.regex, text, re.IGNORECASE):
+            return (1, 0)
     if trigger.outside_hours and closed:
-        return True
-    return trigger.first_message and turn.first_message
+        return (2, 0)
+    if trigger.first_message and turn.first_message:
+        return (3, 0)
+    return None
 
 
 class FlowEngine:
@@ -84,27 +97,34 @@ class FlowEngine:
                     )
                 variables[ask.field] = answer
                 return self._run(flow, step + 1, variables)
-        closed = self.closed(turn.now)
-        # Button taps first (the customer chose exactly this), then words, then situations.
-        ranked = sorted(
-            self.flows.flows,
-            key=lambda f: (
-                0
-                if turn.choice_id in f.trigger.button
-                else 1
-                if f.trigger.keyword or f.trigger.regex
-                else 2
-                if f.trigger.outside_hours
-                else 3
-            ),
-        )
-        for flow in ranked:
-            if _matches(flow.trigger, turn, closed):
-                return self._run(flow, 0, variables)
+        closed = self.closed(turn.now) and not self._told_closed_today(turn.now, variables)
+        fired = [
+            (rank, position, flow)
+            for position, flow in enumerate(self.flows.flows)
+            if (rank := _rank(flow.trigger, turn, closed)) is not None
+        ]
+        if fired:
+            rank, _, flow = min(fired, key=lambda f: (f[0], f[1]))
+            if rank[0] == 2:
+                self._remember_told_closed(turn.now, variables)
+            return self._run(flow, 0, variables)
         hours = self.flows.business_hours
         if closed and hours is not None and hours.closed_reply:
+            self._remember_told_closed(turn.now, variables)
             return FlowOutcome(content=Content.plain(hours.closed_reply), variables=variables)
         return None
+
+    # The closed-hours notice goes out once a day per conversation, not on every message.
+    def _local_day(self, now: datetime) -> str:
+        hours = self.flows.business_hours
+        zone = ZoneInfo(hours.timezone if hours is not None else "UTC")
+        return now.astimezone(zone).date().isoformat()
+
+    def _told_closed_today(self, now: datetime, variables: dict[str, str]) -> bool:
+        return variables.get(CLOSED_NOTICE) == self._local_day(now)
+
+    def _remember_told_closed(self, now: datetime, variables: dict[str, str]) -> None:
+        variables[CLOSED_NOTICE] = self._local_day(now)
 
     def _run(self, flow: Flow, start: int, variables: dict[str, str]) -> FlowOutcome:
         texts: list[str] = []
@@ -141,6 +161,7 @@ class FlowEngine:
                 outcome.handoff = True
                 break
             elif action.llm:
+                # Texts before it open the LLM's answer (still one message this turn).
                 outcome.to_llm = True
                 break
         if texts:
