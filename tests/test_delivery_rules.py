@@ -1,0 +1,84 @@
+"""Meta's sending rules: the 24-hour window and pacing per number and per recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from actors.outbound_content import Content
+from actors.pacing import SendPacer
+from actors.providers import CloudApiProvider, TextMessage
+from actors.window_policy import WindowTemplate, choose, window_open
+from fakes.graph_api import GraphApiFake
+from tests.conftest import GRAPH_TOKEN
+from tests.support import BUSINESS_NUMBER, new_phone
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+TEMPLATE = WindowTemplate("follow_up", "en_US")
+
+
+def test_free_form_is_allowed_at_23h59_and_replaced_by_the_template_at_24h01() -> None:
+    reply = Content.plain("Your parcel left the warehouse.")
+    at_23h59 = NOW - timedelta(hours=23, minutes=59)
+    at_24h01 = NOW - timedelta(hours=24, minutes=1)
+    assert window_open(at_23h59, NOW) and not window_open(at_24h01, NOW)
+    assert choose(reply, at_23h59, NOW, TEMPLATE) == reply
+    sent = choose(reply, at_24h01, NOW, TEMPLATE)
+    assert sent is not None and sent.kind == "template"
+    assert (sent.template_name, sent.template_language) == ("follow_up", "en_US")
+
+
+def test_outside_the_window_without_a_template_nothing_may_be_sent() -> None:
+    assert choose(Content.plain("hi"), NOW - timedelta(days=2), NOW, None) is None
+    assert choose(Content.plain("hi"), None, NOW, TEMPLATE) is not None  # never wrote: template
+
+
+async def test_five_hundred_replies_at_100_per_second_take_5_s_and_keep_each_recipients_order(
+    redis: Redis, redis_prefix: str, graph: GraphApiFake
+) -> None:
+    pacer = SendPacer(
+        redis, prefix=f"{redis_prefix}{uuid.uuid4().hex[:6]}:", per_second=100, pair_interval=0
+    )
+    provider = CloudApiProvider(
+        base_url=graph.base_url,  # type: ignore[attr-defined]
+        api_version="v21.0",
+        access_token=GRAPH_TOKEN,
+    )
+    recipients = [new_phone() for _ in range(50)]
+
+    async def converse(to: str) -> None:
+        # One recipient's replies go one after another, as its conversation actor sends them.
+        for n in range(10):
+            await pacer.wait_turn(BUSINESS_NUMBER, to)
+            await provider.send_text(TextMessage(BUSINESS_NUMBER, to, f"reply {n}", f"{to}-{n}"))
+
+    started = time.monotonic()
+    try:
+        await asyncio.gather(*(converse(to) for to in recipients))
+    finally:
+        await provider.close()
+    elapsed = time.monotonic() - started
+    assert elapsed >= 4.8, f"500 sends at 100/s took only {elapsed:.2f} s"
+    for to in recipients:
+        assert [m.text for m in graph.messages_to(to)] == [f"reply {n}" for n in range(10)]
+
+
+async def test_the_pair_rate_spaces_replies_to_one_recipient_after_a_burst(
+    redis: Redis, redis_prefix: str
+) -> None:
+    pacer = SendPacer(
+        redis,
+        prefix=f"{redis_prefix}{uuid.uuid4().hex[:6]}:",
+        per_second=1000,
+        pair_interval=0.5,
+        pair_burst=2,
+    )
+    started = time.monotonic()
+    for _ in range(4):
+        await pacer.wait_turn(BUSINESS_NUMBER, "4915550001")
+    # Two go at once (the burst), then one every 0.5 s.
+    assert 0.9 <= time.monotonic() - started < 2.0
