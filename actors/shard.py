@@ -242,7 +242,13 @@ class ConversationShard:
             if new is not None:
                 async with self._pool.acquire() as conn:
                     reply = await outbound.reserve_reply(conn, new)
-        if reply is not None and reply.status in ("pending", "sending") and reply.text:
+        must_send = bool(reply and reply.status in ("pending", "sending") and reply.text)
+        if must_send and reply is not None and reply.status == "sending":
+            # A crash lost this send's outcome: Meta may have it already (DESIGN.md §3).
+            must_send = reply.provider_message_id is None and not await self._outcome_arrives(
+                reply.id
+            )
+        if must_send and reply is not None and reply.text:
             sent = await self._delivery.request(
                 DeliveryRequest(
                     reply.id, item.business_number, item.customer_phone, reply.text, reply.content
@@ -256,6 +262,17 @@ class ConversationShard:
             await inbox.mark_processed(conn, [item.message_id])
         self._remember(snapshot, item, reply.text if reply is not None else None)
         await self._snapshots.save(snapshot)
+
+    async def _outcome_arrives(self, outbound_id: int) -> bool:
+        """Wait, bounded, for the status webhook of a send whose outcome a crash lost."""
+        while True:
+            async with self._pool.acquire() as conn:
+                _, wamid, age = await outbound.send_state(conn, outbound_id)
+            if wamid is not None:
+                return True
+            if age >= self._settings.unknown_send_wait_seconds:
+                return False
+            await asyncio.sleep(min(1.0, self._settings.unknown_send_wait_seconds - age))
 
     def _remember(self, snapshot: ConversationSnapshot, item: InboxItem, reply: str | None) -> None:
         if item.text:

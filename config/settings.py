@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     whatsapp_graph_base_url: str = "https://graph.facebook.com"
     whatsapp_api_version: str = "v21.0"
     delivery_timeout_seconds: float = 15.0
+    # A send a crash left without an answer waits this long for Meta's status webhook
+    # (which echoes our id) before it is sent again (DESIGN.md §3).
+    unknown_send_wait_seconds: float = 30.0
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai"

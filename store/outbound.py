@@ -142,6 +142,7 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpda
     statuses = list(furthest.values())
     if not statuses:
         return 0
+    await _claim_unknown_sends(conn, statuses)
     result = await conn.execute(
         """UPDATE messages m SET status = s.status, error_code = COALESCE(s.code, m.error_code),
                   error_title = COALESCE(s.title, m.error_title), updated_at = now()
@@ -158,3 +159,41 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpda
         [_rank(s.status) for s in statuses],
     )
     return int(result.split()[-1])
+
+
+async def _claim_unknown_sends(conn: asyncpg.Connection, statuses: Sequence[StatusUpdate]) -> None:
+    """A status echoing our outbound id names the wamid of a send whose answer we lost.
+
+    This closes DESIGN.md §3's gap: a crash after Meta accepted a send but before we
+    stored its id leaves the row `sending` with no id; the status webhook fills it in,
+    and the row is then known to be sent, so a replay does not send it again.
+    """
+    claims = [
+        (int(s.callback_data), s.provider_message_id)
+        for s in statuses
+        if s.callback_data is not None and s.callback_data.isdigit()
+    ]
+    if not claims:
+        return
+    await conn.execute(
+        """UPDATE messages m SET provider_message_id = c.wamid,
+                  status = CASE WHEN m.status IN ('pending', 'sending') THEN 'sent'
+                                ELSE m.status END,
+                  updated_at = now()
+           FROM unnest($1::bigint[], $2::text[]) AS c(id, wamid)
+           WHERE m.id = c.id AND m.direction = 'outbound' AND m.provider_message_id IS NULL
+             AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.provider_message_id = c.wamid)""",
+        [c[0] for c in claims],
+        [c[1] for c in claims],
+    )
+
+
+async def send_state(conn: asyncpg.Connection, outbound_id: int) -> tuple[str, str | None, float]:
+    """Status, provider id and seconds since the row last changed."""
+    r = await conn.fetchrow(
+        """SELECT status, provider_message_id, extract(epoch FROM now() - updated_at) AS age
+           FROM messages WHERE id = $1""",
+        outbound_id,
+    )
+    assert r is not None
+    return str(r["status"]), r["provider_message_id"], float(r["age"])

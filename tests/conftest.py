@@ -155,6 +155,7 @@ def settings(
         llm_breaker_failures=10_000,
         llm_breaker_failure_rate=1.1,
         delivery_timeout_seconds=5.0,
+        unknown_send_wait_seconds=2.0,
         conversation_idle_seconds=3600,
         # Tests send bursts from one phone; the abuse limit has tests of its own.
         abuse_messages_per_window=100_000,

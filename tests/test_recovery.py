@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,6 +11,7 @@ import ray
 
 from actors.placement import shard_for
 from actors.runtime import ActorSet
+from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
 from store import inbox, outbound
@@ -135,3 +137,66 @@ async def test_reply_stored_before_a_crash_is_sent_on_replay_without_a_new_llm_c
 
 async def _answered(graph: GraphApiFake, phone: str) -> bool:
     return bool(graph.messages_to(phone))
+
+
+async def _crashed_mid_send(db: asyncpg.Pool, phone: str) -> tuple[InboxItem, int]:
+    """The state a crash leaves after Meta may have taken a send but before we saw its id."""
+    message = InboundMessage(
+        provider="whatsapp_cloud",
+        provider_message_id=new_wamid(),
+        business_number=BUSINESS_NUMBER,
+        customer_phone=phone,
+        type="text",
+        text="did my reply go out?",
+        payload={},
+        timestamp=datetime.now(tz=UTC),
+    )
+    async with db.acquire() as conn:
+        [item] = await inbox.insert_inbound(conn, [message])
+        reply = await outbound.reserve_reply(
+            conn, NewReply(item.conversation_id, item.message_id, "the reply in doubt")
+        )
+        await outbound.mark_sending(conn, reply.id)
+    return item, reply.id
+
+
+async def test_a_send_in_doubt_is_not_repeated_when_meta_reports_it_by_our_id(
+    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool
+) -> None:
+    phone = new_phone()
+    item, outbound_id = await _crashed_mid_send(db, phone)
+    # Meta had accepted it: its status webhook echoes our id in biz_opaque_callback_data.
+    status = {
+        "id": "wamid.ACCEPTED-BEFORE-CRASH" + phone,
+        "status": "delivered",
+        "timestamp": "1764000000",
+        "recipient_id": phone,
+        "biz_opaque_callback_data": str(outbound_id),
+    }
+    assert (await webhooks.post(envelope(statuses=[status]))).status_code == 200
+
+    shard = actors.shards[shard_for(phone, len(actors.shards))]
+    await shard.deliver.remote([item])
+    await shard.drain.remote()
+    assert graph.messages_to(phone) == []
+    row = await db.fetchrow(
+        "SELECT status, provider_message_id FROM messages WHERE id = $1", outbound_id
+    )
+    assert row["provider_message_id"] == status["id"]
+    assert row["status"] == "delivered"
+
+
+async def test_a_send_in_doubt_is_sent_once_when_no_status_comes_within_the_wait(
+    graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool, settings: Settings
+) -> None:
+    phone = new_phone()
+    item, _ = await _crashed_mid_send(db, phone)
+    started = time.monotonic()
+    shard = actors.shards[shard_for(phone, len(actors.shards))]
+    await shard.deliver.remote([item])
+    await eventually(
+        lambda: _answered(graph, phone), within=settings.unknown_send_wait_seconds + 10
+    )
+    assert time.monotonic() - started >= settings.unknown_send_wait_seconds - 0.5
+    await shard.drain.remote()
+    assert [m.text for m in graph.messages_to(phone)] == ["the reply in doubt"]
