@@ -19,21 +19,10 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from actors.meta_errors import SendError as SendError
+from actors.meta_errors import TransientError, error_for
 from actors.outbound_content import Content, cloud_api_body, split_text
 from config import Settings
-
-# Meta codes worth retrying: throughput (130429) and pair rate (131056) limits, and
-# the temporary errors 1, 2 and 131000 (https://developers.facebook.com/docs/whatsapp/
-# cloud-api/support/error-codes).
-RETRYABLE_CODES = frozenset({1, 2, 4, 80007, 130429, 131000, 131016, 131056})
-
-
-class SendError(Exception):
-    def __init__(self, title: str, code: int | None = None, *, retryable: bool = False) -> None:
-        super().__init__(f"{code}: {title}" if code is not None else title)
-        self.title = title
-        self.code = code
-        self.retryable = retryable
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +103,7 @@ class CloudApiProvider:
                 f"/{self._version}/{message.business_number}/messages", json=body
             )
         except httpx.TransportError as exc:
-            raise SendError(f"transport error: {exc!r}", retryable=True) from exc
+            raise TransientError(f"transport error: {exc!r}") from exc
         try:
             data = response.json()
         except ValueError as exc:
@@ -126,11 +115,10 @@ class CloudApiProvider:
             error = data.get("error") or {}
             code = error.get("code")
             title = str(error.get("message") or error.get("error_data", {}).get("details", ""))
-            retryable = response.status_code >= 500 or response.status_code == 429
-            raise SendError(
-                title or f"HTTP {response.status_code}",
+            raise error_for(
                 code if isinstance(code, int) else None,
-                retryable=retryable or code in RETRYABLE_CODES,
+                title or f"HTTP {response.status_code}",
+                response.status_code,
             )
         try:
             return str(data["messages"][0]["id"])

@@ -7,8 +7,10 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from redis.asyncio import Redis
 
+from actors.meta_errors import ReEngagementRequired, Undeliverable
 from actors.outbound_content import Content
 from actors.pacing import SendPacer
 from actors.providers import CloudApiProvider, TextMessage
@@ -82,3 +84,42 @@ async def test_the_pair_rate_spaces_replies_to_one_recipient_after_a_burst(
         await pacer.wait_turn(BUSINESS_NUMBER, "4915550001")
     # Two go at once (the burst), then one every 0.5 s.
     assert 0.9 <= time.monotonic() - started < 2.0
+
+
+async def _send(graph: GraphApiFake, to: str) -> str:
+    provider = CloudApiProvider(
+        base_url=graph.base_url,  # type: ignore[attr-defined]
+        api_version="v21.0",
+        access_token=GRAPH_TOKEN,
+        max_attempts=4,
+    )
+    try:
+        return await provider.send_text(TextMessage(BUSINESS_NUMBER, to, "hello", "7"))
+    finally:
+        await provider.close()
+
+
+async def test_limits_and_server_errors_are_retried_until_the_send_goes_through(
+    graph: GraphApiFake,
+) -> None:
+    graph.fail_next(1, status=429, code=130429, title="Rate limit hit")
+    graph.fail_next(1, status=400, code=131056, title="Pair rate limit hit")
+    graph.fail_next(1, status=500, code=1, title="An unknown error occurred")
+    to = new_phone()
+    wamid = await _send(graph, to)
+    assert [m.wamid for m in graph.messages_to(to)] == [wamid]
+    assert graph.attempts == 4
+
+
+async def test_permanent_errors_are_not_retried_and_keep_their_code(
+    graph: GraphApiFake,
+) -> None:
+    graph.fail_next(1, status=400, code=131026, title="Message undeliverable")
+    with pytest.raises(Undeliverable) as undeliverable:
+        await _send(graph, new_phone())
+    assert undeliverable.value.code == 131026 and graph.attempts == 1
+
+    graph.fail_next(1, status=400, code=131047, title="Re-engagement message")
+    with pytest.raises(ReEngagementRequired):
+        await _send(graph, new_phone())
+    assert graph.attempts == 2

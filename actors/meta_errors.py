@@ -1,0 +1,81 @@
+"""Meta's Cloud API error codes as named exceptions, so callers write
+`except ReEngagementRequired` rather than compare numbers.
+
+Codes from https://developers.facebook.com/docs/whatsapp/cloud-api/support/error-codes.
+Retryable ones are limits or transient faults; the rest are permanent for that message.
+"""
+
+from __future__ import annotations
+
+
+class SendError(Exception):
+    """A send the provider refused or could not complete."""
+
+    retryable = False
+
+    def __init__(self, title: str, code: int | None = None, *, retryable: bool | None = None):
+        super().__init__(f"{code}: {title}" if code is not None else title)
+        self.title = title
+        self.code = code
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class TransientError(SendError):
+    """5xx, timeouts, connection errors and Meta's temporary codes (1, 2, 131000, ...)."""
+
+    retryable = True
+
+
+class ThroughputLimitHit(SendError):
+    """130429: over the business number's messages per second."""
+
+    retryable = True
+
+
+class PairRateLimitHit(SendError):
+    """131056: too many messages to the same user in a short time."""
+
+    retryable = True
+
+
+class ReEngagementRequired(SendError):
+    """131047: more than 24 hours since the customer wrote; only a template may be sent."""
+
+
+class Undeliverable(SendError):
+    """131026: the message could not be delivered (not a WhatsApp user, old app, ...)."""
+
+
+class UnsupportedMessage(SendError):
+    """131051: the message type is not supported."""
+
+
+class TemplateError(SendError):
+    """132000/132001: template parameters do not match, or the template does not exist."""
+
+
+class AccountRestricted(SendError):
+    """368: the account is temporarily blocked for policy violations."""
+
+
+_BY_CODE: dict[int, type[SendError]] = {
+    130429: ThroughputLimitHit,
+    131056: PairRateLimitHit,
+    131047: ReEngagementRequired,
+    131026: Undeliverable,
+    131051: UnsupportedMessage,
+    132000: TemplateError,
+    132001: TemplateError,
+    368: AccountRestricted,
+}
+_TRANSIENT_CODES = frozenset({1, 2, 4, 80007, 131000, 131016})
+
+
+def error_for(code: int | None, title: str, http_status: int) -> SendError:
+    """The named error for a Meta error response."""
+    if code in _BY_CODE:
+        return _BY_CODE[code](title, code)
+    if code in _TRANSIENT_CODES or http_status >= 500 or http_status == 429:
+        return TransientError(title, code)
+    return SendError(title, code)
