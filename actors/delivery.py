@@ -1,26 +1,42 @@
-"""DeliveryActor: sends stored replies through the configured provider and records the result."""
+"""DeliveryActor: sends stored replies through the configured provider and records the result.
+
+After each send it publishes a live event (the dashboards refresh the thread) and adds
+to the cluster metrics in Redis (deliveries by outcome and code, end-to-end latency).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
+from redis.asyncio import Redis
 
 from actors.messages import DeliveryRequest, DeliveryResult
-from actors.providers import Provider, SendError, TextMessage, make_provider
+from actors.meta_errors import ReEngagementRequired, SendError
+from actors.outbound_content import Content
+from actors.pacing import PacingTimeout, SendPacer
+from actors.providers import Provider, TextMessage, make_provider
+from actors.window_policy import WindowTemplate, as_template, choose
 from config import Settings
 from config.logs import configure_logging, mask_phone
-from store import outbound
+from store import app_settings, live_events, outbound
+from store import cluster_metrics as cm
 from store.db import create_pool
+from store.delivery_facts import reply_facts
 
 log = structlog.get_logger(__name__)
 
 
 class DeliveryActor:
     def __init__(
-        self, settings: Settings, database_url: str, sandbox_base_url: str | None = None
+        self,
+        settings: Settings,
+        database_url: str,
+        sandbox_base_url: str | None = None,
+        redis_url: str | None = None,
     ) -> None:
         configure_logging(settings.log_level)
         self._settings = settings
@@ -28,6 +44,21 @@ class DeliveryActor:
         self._sandbox_base_url = sandbox_base_url
         self._pool: asyncpg.Pool | None = None
         self._provider: Provider | None = None
+        # The embedded Redis has no REDIS_URL setting, so the resolved URL is passed in.
+        url = redis_url or settings.redis_url
+        self._redis = Redis.from_url(url) if url else None
+        self._pacer = (
+            SendPacer(
+                self._redis,
+                prefix=settings.redis_key_prefix,
+                per_second=settings.delivery_messages_per_second,
+                pair_interval=settings.pair_interval_seconds,
+                pair_burst=settings.pair_burst,
+                max_wait=settings.pacing_max_wait_seconds,
+            )
+            if self._redis is not None
+            else None
+        )
         self._lock = asyncio.Lock()
 
     async def _ready(self) -> tuple[asyncpg.Pool, Provider]:
@@ -54,25 +85,111 @@ class DeliveryActor:
         self, pool: asyncpg.Pool, provider: Provider, request: DeliveryRequest
     ) -> DeliveryResult:
         async with pool.acquire() as conn:
-            await outbound.mark_sending(conn, request.request_id)
+            last_customer_at = await outbound.mark_sending(conn, request.request_id)
+        content = Content.from_payload(request.content, request.text)
+        template = await self._window_template(pool)
+        allowed = choose(content, last_customer_at, datetime.now(tz=UTC), template)
+        try:
+            if allowed is None:
+                raise ReEngagementRequired("outside the 24-hour window; no template set", 131047)
+            if allowed is not content:
+                await self._record_template(pool, request.request_id, allowed)
+            try:
+                wamid = await self._paced_send(provider, request, allowed)
+            except ReEngagementRequired:
+                # Meta's clock says the window closed (131047): the template goes instead.
+                fallback = as_template(template)
+                if fallback is None or allowed.kind == "template":
+                    raise
+                await self._record_template(pool, request.request_id, fallback)
+                wamid = await self._paced_send(provider, request, fallback)
+        except (SendError, PacingTimeout) as exc:
+            code = exc.code if isinstance(exc, SendError) else None
+            title = exc.title if isinstance(exc, SendError) else str(exc)
+            retryable = isinstance(exc, PacingTimeout) or (
+                isinstance(exc, SendError) and exc.retryable
+            )
+            log.warning(
+                "delivery_failed",
+                outbound_id=request.request_id,
+                to=mask_phone(request.to),
+                code=code,
+                title=title,
+                retryable=retryable,
+            )
+            async with pool.acquire() as conn:
+                if retryable:
+                    # Limits and outages pass: the conversation tries this reply again later.
+                    await outbound.mark_pending(conn, request.request_id)
+                else:
+                    await outbound.mark_failed(conn, request.request_id, code, title)
+            result = DeliveryResult(
+                request.request_id,
+                ok=False,
+                error_code=code,
+                error_title=title,
+                retryable=retryable,
+            )
+        else:
+            async with pool.acquire() as conn:
+                await outbound.mark_sent(conn, request.request_id, wamid)
+            result = DeliveryResult(request.request_id, ok=True, provider_message_id=wamid)
+        try:
+            await self._report(pool, result)
+        except Exception as exc:
+            # Reporting is for screens and graphs; the send itself has been recorded.
+            log.debug("delivery_report_failed", error=repr(exc))
+        return result
+
+    async def _paced_send(
+        self, provider: Provider, request: DeliveryRequest, content: Content
+    ) -> str:
+        if self._pacer is not None:
+            await self._pacer.wait_turn(request.business_number, request.to)
         message = TextMessage(
             business_number=request.business_number,
             to=request.to,
-            text=request.text,
+            text=content.text,
             callback_data=str(request.request_id),
-            content=request.content,
+            content=content.to_payload() if content.kind != "text" else None,
         )
-        try:
-            wamid = await provider.send_text(message)
-        except SendError as exc:
-            log.warning(
-                "delivery_failed", to=mask_phone(request.to), code=exc.code, title=exc.title
-            )
-            async with pool.acquire() as conn:
-                await outbound.mark_failed(conn, request.request_id, exc.code, exc.title)
-            return DeliveryResult(
-                request.request_id, ok=False, error_code=exc.code, error_title=exc.title
-            )
+        return await provider.send_text(message)
+
+    async def _window_template(self, pool: asyncpg.Pool) -> WindowTemplate | None:
+        """The operator's template for a closed window, else the configured one."""
         async with pool.acquire() as conn:
-            await outbound.mark_sent(conn, request.request_id, wamid)
-        return DeliveryResult(request.request_id, ok=True, provider_message_id=wamid)
+            configured = (await app_settings.load_all(conn)).get("window_template")
+        if isinstance(configured, dict) and configured.get("name"):
+            return WindowTemplate(str(configured["name"]), str(configured.get("language", "en")))
+        name = self._settings.window_template_name
+        return WindowTemplate(name, self._settings.window_template_language) if name else None
+
+    async def _record_template(self, pool: asyncpg.Pool, outbound_id: int, sent: Content) -> None:
+        # The dashboard and the API show that a template went instead of the text.
+        async with pool.acquire() as conn:
+            await outbound.record_template(conn, outbound_id, sent.to_payload())
+
+    async def _report(self, pool: asyncpg.Pool, result: DeliveryResult) -> None:
+        if self._redis is None:
+            return
+        async with pool.acquire() as conn:
+            facts = await reply_facts(conn, result.request_id)
+        if facts is None:
+            return
+        status = "sent" if result.ok else "failed"
+        prefix = self._settings.redis_key_prefix
+        batch = cm.MetricBatch(prefix)
+        batch.count(cm.DELIVERIES, status, str(result.error_code or ""))
+        batch.count(cm.STATUS_TRANSITIONS, "sending")
+        batch.count(cm.STATUS_TRANSITIONS, status)
+        if result.ok and facts.since_inbound_seconds is not None:
+            batch.observe(cm.REPLY_LATENCY, facts.since_inbound_seconds)
+        await batch.send(self._redis)
+        await live_events.publish(
+            self._redis,
+            prefix,
+            "message.status",
+            conversation_id=facts.conversation_id,
+            message_id=result.request_id,
+            status=status,
+        )

@@ -48,3 +48,5 @@ class DeliveryResult:
     provider_message_id: str | None = None
     error_code: int | None = None
     error_title: str | None = None
+    # A limit or an outage, not the message: the reply is still pending and worth retrying.
+    retryable: bool = False

@@ -107,7 +107,7 @@ def start_actors(
     delivery = [
         _actor_class(DeliveryActor)
         .options(**_options(settings, n, retries=0))
-        .remote(settings, database_url, sandbox_base_url)
+        .remote(settings, database_url, sandbox_base_url, redis_url)
         for n in delivery_names
     ]
     shards = [

@@ -31,12 +31,16 @@ from actors.placement import shard_for
 from actors.turn import TurnPlanner
 from config import Settings
 from config.logs import configure_logging, mask_phone
-from store import conversations, inbox, outbound
+from store import conversations, inbox, live_events, outbound
 from store.db import create_pool
 from store.records import ConversationSnapshot, InboxItem, Turn
 from store.snapshots import SnapshotStore
 
 log = structlog.get_logger(__name__)
+
+
+class DeliveryDeferred(RuntimeError):
+    """A reply hit a limit or an outage; it stays pending and is sent on a later try."""
 
 
 class ConversationShard:
@@ -254,12 +258,22 @@ class ConversationShard:
                     reply.id, item.business_number, item.customer_phone, reply.text, reply.content
                 )
             )
+            if not sent.ok and sent.retryable:
+                # Still pending; the mailbox retries this message before any later one.
+                raise DeliveryDeferred(f"reply {reply.id}: {sent.error_title}")
             if not sent.ok:
                 log.warning(
                     "reply_not_delivered", to=mask_phone(item.customer_phone), code=sent.error_code
                 )
         async with self._pool.acquire() as conn:
             await inbox.mark_processed(conn, [item.message_id])
+        await live_events.publish(
+            self._redis,
+            self._settings.redis_key_prefix,
+            "message.processed",
+            conversation_id=item.conversation_id,
+            message_id=item.message_id,
+        )
         self._remember(snapshot, item, reply.text if reply is not None else None)
         await self._snapshots.save(snapshot)
 

@@ -2,6 +2,8 @@
 
 wa-support serve      start Ray, the actors and the gateway (embedded defaults if unset)
 wa-support migrate    apply the database migrations
+wa-support db seed    load demo conversations for a first look at the dashboard
+wa-support db reset   delete all data (asks first; refused in production)
 """
 
 from __future__ import annotations
@@ -22,11 +24,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: PORT or 8080)")
     commands.add_parser("migrate", help="apply pending database migrations")
+    db = commands.add_parser("db", help="demo data and reset")
+    db_actions = db.add_subparsers(dest="action", required=True)
+    db_actions.add_parser("seed", help="load demo conversations")
+    reset = db_actions.add_parser("reset", help="delete all data (asks for confirmation)")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args(argv)
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
+    if args.command == "db":
+        from cli.db import run as run_db
+
+        return run_db(settings, args.action, assume_yes=getattr(args, "yes", False))
     try:
         settings.check_production()
     except ProductionConfigError as exc:

@@ -55,10 +55,15 @@ def serve(settings: Settings) -> int:
         init_ray(settings)
         base = f"http://{_client_host(settings.host)}:{settings.port}"
         sandbox_url = f"{base}{SANDBOX_PATH}" if settings.uses_sandbox_delivery else None
+        # The actors read the resolved servers from their settings too (the delivery
+        # actors publish live events and metrics to Redis), embedded ones included.
+        settings = settings.model_copy(
+            update={"database_url": database_url, "redis_url": redis_url}
+        )
         actors = start_actors(
             settings, database_url=database_url, redis_url=redis_url, sandbox_base_url=sandbox_url
         )
-        run_loop(_run_gateway(settings, actors, database_url, base))
+        run_loop(_run_gateway(settings, actors, database_url, redis_url, base))
         return 0
     finally:
         if actors is not None and not settings.ray_address:
@@ -68,14 +73,24 @@ def serve(settings: Settings) -> int:
         embedded.stop()
 
 
-async def _run_gateway(settings: Settings, actors: ActorSet, database_url: str, base: str) -> None:
+async def _run_gateway(
+    settings: Settings, actors: ActorSet, database_url: str, redis_url: str, base: str
+) -> None:
     router = ShardRouter(
         actors.shards,
         max_batch=settings.batch_max_messages,
         max_delay=settings.batch_max_delay_ms / 1000,
         queue_limit=settings.router_queue_limit,
     )
-    app = create_app(settings, router, database_url=database_url)
+    sandbox_url = f"{base}{SANDBOX_PATH}" if settings.uses_sandbox_delivery else None
+    app = create_app(
+        settings,
+        router,
+        database_url=database_url,
+        redis_url=redis_url,
+        actors=actors,
+        sandbox_base_url=sandbox_url,
+    )
     if settings.uses_sandbox_delivery:
         sandbox = GraphApiFake(
             access_token=SANDBOX_TOKEN,
@@ -108,6 +123,9 @@ async def _run_gateway(settings: Settings, actors: ActorSet, database_url: str, 
     replies = "offline FAQ responder" if settings.uses_offline_responder else "openrouter"
     print(f"wa-support listening on http://{settings.host}:{settings.port}", flush=True)
     print(f"  webhook:   {base}{WEBHOOK_PATH}", flush=True)
+    print(f"  dashboard: {base}/dashboard   (first to register at {base}/register is admin)",
+          flush=True)  # fmt: skip
+    print(f"  api docs:  {base}/docs   spec: {base}/api/openapi.json", flush=True)
     print(f"  delivery:  {mode}   replies: {replies}", flush=True)
     if settings.uses_sandbox_delivery:
         print(f"  sandbox:   {base}{SANDBOX_PATH}/_fake/messages", flush=True)

@@ -88,6 +88,16 @@ class Settings(BaseSettings):
     # A send a crash left without an answer waits this long for Meta's status webhook
     # (which echoes our id) before it is sent again (DESIGN.md §3).
     unknown_send_wait_seconds: float = 30.0
+    # Meta's throughput per business number (80/s by default, up to 1000 after an upgrade).
+    delivery_messages_per_second: float = 80.0
+    # Meta's pair rate: about one message per 6 s to one user, after a burst.
+    pair_interval_seconds: float = 6.0
+    pair_burst: int = 10
+    # A send waits this long for its pacing turn before it is retried later.
+    pacing_max_wait_seconds: float = 120.0
+    # The approved template sent when the 24-hour window is closed (none: such sends fail).
+    window_template_name: str | None = None
+    window_template_language: str = "en"
 
     openrouter_api_key: SecretStr | None = None
     openrouter_base_url: str = "https://openrouter.ai"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -98,11 +99,38 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
     return existing
 
 
-async def mark_sending(conn: asyncpg.Connection, outbound_id: int) -> None:
-    await conn.execute(
-        """UPDATE messages SET status = 'sending', updated_at = now()
-           WHERE id = $1 AND status IN ('pending', 'sending')""",
+async def mark_sending(conn: asyncpg.Connection, outbound_id: int) -> datetime | None:
+    """Mark the send as under way; return when the customer last wrote (the 24-hour window)."""
+    value = await conn.fetchval(
+        """WITH marked AS (
+               UPDATE messages SET status = 'sending', updated_at = now()
+               WHERE id = $1 AND status IN ('pending', 'sending')
+               RETURNING conversation_id)
+           SELECT c.last_customer_message_at FROM conversations c
+           WHERE c.id = (SELECT conversation_id FROM messages WHERE id = $1)""",
         outbound_id,
+    )
+    return value if isinstance(value, datetime) else None
+
+
+async def mark_pending(conn: asyncpg.Connection, outbound_id: int) -> None:
+    """A send that hit a limit or an outage: not sent, to be tried again."""
+    await conn.execute(
+        """UPDATE messages SET status = 'pending', updated_at = now()
+           WHERE id = $1 AND status = 'sending' AND provider_message_id IS NULL""",
+        outbound_id,
+    )
+
+
+async def record_template(
+    conn: asyncpg.Connection, outbound_id: int, payload: dict[str, Any]
+) -> None:
+    """The 24-hour window was closed: this reply goes out as the template instead."""
+    await conn.execute(
+        """UPDATE messages SET type = 'template', payload = $2::jsonb, updated_at = now()
+           WHERE id = $1""",
+        outbound_id,
+        payload,
     )
 
 

@@ -33,6 +33,9 @@ from store.embedded import EmbeddedServers, start_postgres, start_redis
 from store.migrate import migrate
 from tests.support import WebhookClient
 
+# The operator API's fixtures (gateway with actors attached, admin and agent operators).
+pytest_plugins = ("tests.api_fixtures",)
+
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 GRAPH_TOKEN = "test-graph-token"
@@ -156,6 +159,10 @@ def settings(
         llm_breaker_failure_rate=1.1,
         delivery_timeout_seconds=5.0,
         unknown_send_wait_seconds=2.0,
+        # Bursts of 50 replies to one phone would wait on Meta's pair rate; pacing has its
+        # own tests.
+        pair_interval_seconds=0,
+        delivery_messages_per_second=10_000,
         conversation_idle_seconds=3600,
         # Tests send bursts from one phone; the abuse limit has tests of its own.
         abuse_messages_per_window=100_000,

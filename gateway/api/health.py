@@ -1,0 +1,129 @@
+"""GET /api/health: readiness. Each part is checked with a deadline; 503 names what failed.
+
+Liveness (GET /health) stays trivial: a process that answers is alive, even when
+Postgres is down and it must not yet take traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+from pydantic import BaseModel
+
+from gateway.api.routing import Call, Endpoint, json_response
+from gateway.state import Services
+
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+class Check(BaseModel):
+    ok: bool
+    ms: float
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    failing: list[str]
+    checks: dict[str, Check]
+    llm_breakers: dict[str, str] | None = None
+
+
+async def _timed(work: Awaitable[str | None]) -> Check:
+    started = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(work, CHECK_TIMEOUT_SECONDS)
+        return Check(ok=True, ms=_ms(started), detail=detail)
+    except Exception as exc:
+        # The exception's type only: connection errors can carry DSNs with passwords.
+        return Check(ok=False, ms=_ms(started), detail=type(exc).__name__)
+
+
+def _ms(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _postgres(services: Services) -> str | None:
+    pool = await services.pools.get()
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+    return None
+
+
+async def _redis(services: Services) -> str | None:
+    if services.redis is None:
+        raise RuntimeError("not configured")
+    await services.redis.ping()
+    return None
+
+
+async def _actors(services: Services) -> str | None:
+    actors = services.actors
+    if actors is None:
+        return "no actor handles attached to this gateway process"
+    await asyncio.gather(*(_await_ref(a.ping.remote()) for a in actors.all()))
+    return f"{len(actors.shards)} shards, {len(actors.llm)} llm, {len(actors.delivery)} delivery"
+
+
+async def _await_ref(ref: Any) -> Any:
+    return await ref
+
+
+async def llm_breakers(services: Services) -> dict[str, str] | None:
+    """Breaker state per model, as each LLM actor reports it (`LLMPool.health()`)."""
+    if services.actors is None:
+        return None
+    states: dict[str, str] = {}
+    for actor in services.actors.llm:
+        try:
+            reported = await asyncio.wait_for(
+                _await_ref(actor.health.remote()), CHECK_TIMEOUT_SECONDS
+            )
+        except Exception:
+            return None  # the actors check above names the failure
+        states.update({str(k): str(v) for k, v in dict(reported.get("breakers") or {}).items()})
+    return states
+
+
+async def _delivery(services: Services) -> str | None:
+    settings = services.settings
+    if settings.uses_sandbox_delivery:
+        if settings.is_production:
+            raise RuntimeError("sandbox delivery in production")
+        return "sandbox"
+    return f"whatsapp cloud api, number {settings.whatsapp_phone_number_id}"
+
+
+async def readiness(call: Call) -> Any:
+    services = call.services
+    names = ("postgres", "redis", "actors", "delivery_provider")
+    results = await asyncio.gather(
+        _timed(_postgres(services)),
+        _timed(_redis(services)),
+        _timed(_actors(services)),
+        _timed(_delivery(services)),
+    )
+    checks = dict(zip(names, results, strict=True))
+    breakers = await llm_breakers(services)
+    failing = [name for name, check in checks.items() if not check.ok]
+    # One open breaker is degraded service (the fallbacks answer); all open is an outage.
+    if breakers and all(state == "open" for state in breakers.values()):
+        failing.append("llm_breakers")
+    body = Health(
+        status="ok" if not failing else "unavailable",
+        failing=failing,
+        checks=checks,
+        llm_breakers=breakers,
+    )
+    return json_response(body, 200 if not failing else 503)
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/api/health", readiness,
+             "Readiness: Postgres, Redis, Ray actors, LLM breakers, delivery provider",
+             "observability", access="public", response=Health,
+             other_responses=((503, Health),)),
+]  # fmt: skip

@@ -1,0 +1,163 @@
+"""Live events fanned out to the dashboards: one Redis subscription per gateway process,
+one bounded queue per connected browser (Server-Sent Events).
+
+The actors publish from other processes and nodes (store.live_events); each gateway
+relays what it hears to its own clients. A client too slow to keep up loses events and
+is told to resync, rather than letting the gateway's memory grow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import orjson
+import structlog
+from redis.asyncio import Redis
+
+from store.live_events import channel
+
+log = structlog.get_logger(__name__)
+
+RESYNC = b'{"type":"resync"}'
+# Put in every client queue at shutdown: the stream ends instead of holding the server.
+CLOSE = b""
+
+
+class LiveEvents:
+    def __init__(self, redis: Redis, prefix: str, *, queue_size: int = 256) -> None:
+        self._redis = redis
+        self._channel = channel(prefix)
+        self._queue_size = queue_size
+        self._clients: set[asyncio.Queue[bytes]] = set()
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._listen(), name="live-events")
+
+    async def stop(self) -> None:
+        for queue in list(self._clients):
+            while not queue.empty():
+                queue.get_nowait()
+            queue.put_nowait(CLOSE)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def subscribe(self) -> asyncio.Queue[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(self._queue_size)
+        self._clients.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
+        self._clients.discard(queue)
+
+    def dispatch(self, data: bytes) -> None:
+        for queue in list(self._clients):
+            try:
+                queue.put_nowait(data)
+            except asyncio.QueueFull:
+                # Drop this client's backlog; it refetches everything on "resync".
+                while not queue.empty():
+                    queue.get_nowait()
+                queue.put_nowait(RESYNC)
+
+    async def _listen(self) -> None:
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                self.ready.set()
+                async for message in pubsub.listen():
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        self.dispatch(data)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Redis restarted or the connection dropped: clients resync once we are back.
+                log.warning("live_events_subscription_lost", error=repr(exc))
+                self.ready.clear()
+                await asyncio.sleep(1.0)
+                self.dispatch(RESYNC)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+def encode(kind: str, **fields: Any) -> bytes:
+    return orjson.dumps({"type": kind, **fields})
+
+
+class Announcer:
+    """Publishes the gateway's own events (new inbound messages, status webhooks) in
+    batches from a background task, so the webhook never waits on Redis to answer."""
+
+    def __init__(self, redis: Redis, prefix: str, *, interval: float = 0.05) -> None:
+        from collections import deque
+
+        self._redis = redis
+        self._prefix = prefix
+        self._interval = interval
+        # Bounded: under overload old hints are dropped; pages resync on their next fetch.
+        self._pending: deque[bytes] = deque(maxlen=10_000)
+        self._statuses: list[str] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def announce(self, kind: str, **fields: Any) -> None:
+        self._pending.append(encode(kind, **fields))
+        self._wakeup.set()
+
+    def count_status(self, status: str) -> None:
+        if len(self._statuses) < 10_000:
+            self._statuses.append(status)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="announcer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(Exception):
+            await self._flush()
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            await asyncio.sleep(self._interval)
+            self._wakeup.clear()
+            try:
+                await self._flush()
+            except Exception as exc:
+                log.debug("announce_failed", error=repr(exc))
+
+    async def _flush(self) -> None:
+        from store import cluster_metrics as cm
+
+        events = list(self._pending)
+        self._pending.clear()
+        statuses, self._statuses = self._statuses, []
+        if statuses:
+            batch = cm.MetricBatch(self._prefix)
+            for status in statuses:
+                batch.count(cm.STATUS_TRANSITIONS, status)
+            await batch.send(self._redis)
+        if events:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for data in events:
+                    pipe.publish(channel(self._prefix), data)
+                await pipe.execute()

@@ -1,0 +1,41 @@
+"use strict";
+const {el, api, clear} = WA;
+
+function figure(label, value) {
+  return el("div", {class: "card"}, el("div", {}, label),
+            el("div", {class: "figure"}, value === null || value === undefined ? "–" : value));
+}
+
+async function refresh() {
+  const health = document.getElementById("health");
+  try {
+    const h = await fetch("/api/health").then((r) => r.json());
+    clear(health).append(el("h2", {}, "Health: " + h.status),
+      el("table", {}, Object.entries(h.checks).map(([name, c]) =>
+        el("tr", {}, el("td", {}, name), el("td", {class: c.ok ? "ok" : "error"},
+          c.ok ? "ok" : "failing"), el("td", {}, c.ms + " ms"), el("td", {}, c.detail || "")))));
+  } catch (err) { clear(health).append(el("p", {class: "error"}, WA.errorText(err))); }
+  try {
+    const s = await api("/api/stats?minutes=60");
+    const ms = (v) => v === null ? null : Math.round(v) + " ms";
+    clear(document.getElementById("figures")).append(
+      figure("Bot conversations", s.conversations_by_state.bot),
+      figure("With a person", s.conversations_by_state.human),
+      figure("Closed", s.conversations_by_state.closed),
+      figure("Waiting for a person", s.needs_human),
+      figure("Reply latency p50", ms(s.reply_latency_p50_ms)),
+      figure("Reply latency p95", ms(s.reply_latency_p95_ms)),
+      figure("LLM fallback rate", s.llm_fallback_rate === null ? null
+        : (100 * s.llm_fallback_rate).toFixed(1) + " %"),
+      figure("Delivery failures", Object.entries(s.delivery_failures_by_code)
+        .map(([code, n]) => code + ": " + n).join(", ") || "none"));
+    clear(document.getElementById("per-minute")).append(
+      el("tr", {}, el("th", {}, "Minute"), el("th", {}, "In"), el("th", {}, "Out")),
+      ...s.per_minute.slice(-15).reverse().map((m) => el("tr", {}, el("td", {}, WA.time(m.minute)),
+        el("td", {}, m.inbound), el("td", {}, m.outbound))));
+  } catch (err) { /* header handles an expired session */ }
+}
+
+WA.header("/dashboard");
+refresh();
+setInterval(refresh, 10000);

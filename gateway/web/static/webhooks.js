@@ -1,0 +1,20 @@
+"use strict";
+const {el, api, clear} = WA;
+
+async function refresh() {
+  const outcome = document.getElementById("filter-outcome").value;
+  const page = await api("/api/webhook-events?limit=200" +
+    (outcome ? "&outcome=" + encodeURIComponent(outcome) : ""));
+  clear(document.getElementById("webhook-rows")).append(...page.events.map((e) =>
+    el("tr", {"data-outcome": e.outcome}, el("td", {}, WA.time(e.received_at)),
+      el("td", {}, e.source), el("td", {}, e.kind), el("td", {}, e.outcome),
+      el("td", {}, e.http_status), el("td", {}, e.message_count), el("td", {}, e.status_count),
+      el("td", {}, e.latency_ms === null ? "" : e.latency_ms.toFixed(1) + " ms"),
+      el("td", {}, e.detail || ""))));
+}
+
+WA.header("/dashboard/webhooks");
+document.getElementById("filter-outcome").addEventListener("change", refresh);
+refresh();
+// The log is written a moment after each answer (with its latency), so poll it.
+setInterval(refresh, 3000);

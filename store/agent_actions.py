@@ -1,0 +1,133 @@
+"""What operators change: state (hand-off, return to the bot, close), assignment, labels,
+and the outbound rows of their own replies.
+
+The shard reads `conversations.state` before answering each message, so a state change
+takes effect from the next customer message on, with no message to the actors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyTarget:
+    """Where an operator's reply goes, and whether WhatsApp still allows free-form text."""
+
+    conversation_id: int
+    business_number: str
+    customer_phone: str
+    provider: str
+    last_customer_message_at: datetime | None
+    within_window: bool
+
+
+async def hand_to_human(
+    conn: asyncpg.Connection, conversation_id: int, *, reason: str, assign_to: int | None
+) -> bool:
+    """State human; the operator taking over is assigned unless someone already is."""
+    result = await conn.execute(
+        """UPDATE conversations SET state = 'human', needs_human = false, handoff_reason = $2,
+                  assigned_user_id = COALESCE(assigned_user_id, $3), updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+        reason,
+        assign_to,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def return_to_bot(conn: asyncpg.Connection, conversation_id: int) -> bool:
+    result = await conn.execute(
+        """UPDATE conversations SET state = 'bot', needs_human = false, handoff_reason = NULL,
+                  updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def close(conn: asyncpg.Connection, conversation_id: int) -> bool:
+    result = await conn.execute(
+        """UPDATE conversations SET state = 'closed', needs_human = false, updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def assign(conn: asyncpg.Connection, conversation_id: int, user_id: int | None) -> bool:
+    result = await conn.execute(
+        "UPDATE conversations SET assigned_user_id = $2, updated_at = now() WHERE id = $1",
+        conversation_id,
+        user_id,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def add_label(conn: asyncpg.Connection, conversation_id: int, label: str) -> bool:
+    result = await conn.execute(
+        """UPDATE conversations SET updated_at = now(),
+                  labels = CASE WHEN $2 = ANY(labels) THEN labels ELSE labels || $2::text END
+           WHERE id = $1""",
+        conversation_id,
+        label,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def remove_label(conn: asyncpg.Connection, conversation_id: int, label: str) -> bool:
+    result = await conn.execute(
+        """UPDATE conversations SET labels = array_remove(labels, $2::text), updated_at = now()
+           WHERE id = $1""",
+        conversation_id,
+        label,
+    )
+    return bool(result.endswith(" 1"))
+
+
+async def reply_target(
+    conn: asyncpg.Connection, conversation_id: int, window_hours: float = 24.0
+) -> ReplyTarget | None:
+    r = await conn.fetchrow(
+        """SELECT c.id, c.business_number, c.customer_phone, c.last_customer_message_at,
+                  COALESCE((SELECT m.provider FROM messages m WHERE m.conversation_id = c.id
+                            AND m.direction = 'inbound' ORDER BY m.id DESC LIMIT 1),
+                           'whatsapp_cloud') AS provider,
+                  c.last_customer_message_at > now() - make_interval(secs => $2) AS within
+           FROM conversations c WHERE c.id = $1""",
+        conversation_id,
+        window_hours * 3600,
+    )
+    if r is None:
+        return None
+    return ReplyTarget(
+        conversation_id=r["id"],
+        business_number=r["business_number"],
+        customer_phone=r["customer_phone"],
+        provider=r["provider"],
+        last_customer_message_at=r["last_customer_message_at"],
+        within_window=bool(r["within"]),
+    )
+
+
+async def insert_agent_reply(
+    conn: asyncpg.Connection, target: ReplyTarget, text: str, user_id: int
+) -> int:
+    """Store an operator's reply as pending (no reply_to_id: it answers no one message)."""
+    message_id: int = await conn.fetchval(
+        """INSERT INTO messages (conversation_id, direction, provider, type, text, status,
+                                 sent_by_user_id)
+           VALUES ($1, 'outbound', $2, 'text', $3, 'pending', $4) RETURNING id""",
+        target.conversation_id,
+        target.provider,
+        text,
+        user_id,
+    )
+    await conn.execute(
+        "UPDATE conversations SET updated_at = now() WHERE id = $1", target.conversation_id
+    )
+    return message_id
