@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 import structlog
 from tenacity import (
     AsyncRetrying,
@@ -55,8 +56,7 @@ class ModelFailed(Exception):
         self.tries = 1
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
-    value = headers.get("retry-after")
+def _retry_after(value: str | None) -> float | None:
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
@@ -84,19 +84,28 @@ class OpenRouterClient:
         self._metrics = metrics
         self._breakers: dict[str, CircuitBreaker] = {}
         self._backoff = wait_random_exponential(multiplier=0.25, max=4)
-        self._http = httpx.AsyncClient(
-            base_url=settings.openrouter_base_url.rstrip("/"),
-            timeout=httpx.Timeout(settings.llm_timeout_seconds),
-            headers={
-                "Authorization": f"Bearer {settings.openrouter_api_key.get_secret_value()}",
-                "HTTP-Referer": "https://github.com/wa-support/wa-support",
-                "X-Title": "wa-support",
-            },
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200),
-        )
+        self._url = settings.openrouter_base_url.rstrip("/") + "/api/v1/chat/completions"
+        self._headers = {
+            "Authorization": f"Bearer {settings.openrouter_api_key.get_secret_value()}",
+            "HTTP-Referer": "https://github.com/wa-support/wa-support",
+            "X-Title": "wa-support",
+        }
+        # aiohttp, not httpx: with hundreds of requests in flight httpcore's pool closes and
+        # reopens a connection per request and walks every connection on each one
+        # (encode/httpcore#1035); BENCHMARKS.md "LLM pool" has the measurements.
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(
+                headers=self._headers,
+                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=60),
+            )
+        return self._http
 
     async def close(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
 
     def breaker(self, model: str) -> CircuitBreaker:
         if model not in self._breakers:
@@ -217,32 +226,35 @@ class OpenRouterClient:
             "temperature": self._s.llm_temperature,
         }
         try:
-            response = await self._http.post("/api/v1/chat/completions", json=body, timeout=timeout)
-        except httpx.TimeoutException as exc:
+            async with self._session().post(
+                self._url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raw = await response.read()
+        except TimeoutError as exc:
             self._metrics.calls.labels(model, "timeout").inc()
             raise ModelFailed("timeout", repr(exc), retryable=True) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             self._metrics.calls.labels(model, "connection_error").inc()
             raise ModelFailed("connection_error", repr(exc), retryable=True) from exc
-        status = response.status_code
         if status == 429:
             self._metrics.calls.labels(model, "http_429").inc()
-            after = _retry_after(response.headers)
-            honour = after is not None and after <= self._s.llm_retry_after_max_seconds
+            honour = retry_after is not None and retry_after <= self._s.llm_retry_after_max_seconds
             raise ModelFailed(
                 "http_429",
                 "rate limited by the provider",
                 retryable=honour,
-                retry_after=after if honour else None,
+                retry_after=retry_after if honour else None,
             )
         if status >= 500:
             self._metrics.calls.labels(model, "http_5xx").inc()
             raise ModelFailed("http_5xx", f"HTTP {status}", retryable=True)
         if status >= 400:
             self._metrics.calls.labels(model, "http_4xx").inc()
-            raise ModelFailed("http_4xx", f"HTTP {status}: {response.text[:200]}")
+            raise ModelFailed("http_4xx", f"HTTP {status}: {raw[:200]!r}")
         try:
-            text, usage = parse_completion(response.json())
+            text, usage = parse_completion(orjson.loads(raw))
         except (ValueError, InvalidCompletion) as exc:
             self._metrics.calls.labels(model, "invalid").inc()
             raise ModelFailed("invalid", str(exc)[:200]) from exc
