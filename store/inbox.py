@@ -57,6 +57,20 @@ LIMIT $3
 """
 
 
+def without_nul(value: Any) -> Any:
+    """Drop NUL characters, which Postgres cannot store in text or JSONB.
+
+    A customer can send one; refusing the row would answer Meta 503 on every retry, for days.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, dict):
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 async def insert_inbound(
     conn: asyncpg.Connection, messages: Sequence[InboundMessage]
 ) -> list[InboxItem]:
@@ -74,7 +88,7 @@ async def insert_inbound(
         _UPSERT_CONVERSATIONS,
         [k[0] for k in keys],
         [k[1] for k in keys],
-        [latest[k].customer_name for k in keys],
+        [without_nul(latest[k].customer_name) for k in keys],
         [latest[k].timestamp for k in keys],
     )
     conversation_ids = {(r["business_number"], r["customer_phone"]): r["id"] for r in rows}
@@ -84,8 +98,8 @@ async def insert_inbound(
         [m.provider for m in messages],
         [m.provider_message_id for m in messages],
         [m.type for m in messages],
-        [m.text for m in messages],
-        [orjson.dumps(m.payload).decode() for m in messages],
+        [without_nul(m.text) for m in messages],
+        [orjson.dumps(without_nul(m.payload)).decode() for m in messages],
         [m.timestamp for m in messages],
     )
     new_ids = {r["provider_message_id"]: r["id"] for r in inserted}

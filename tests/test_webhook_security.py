@@ -185,3 +185,19 @@ async def test_postgres_unreachable_answers_503_and_claims_nothing(
 
     async with httpx.AsyncClient(base_url=url) as http:
         assert (await http.get("/health")).status_code == 200
+
+
+async def test_a_nul_character_in_a_message_is_dropped_and_the_message_stored(
+    webhooks: WebhookClient, db: asyncpg.Pool
+) -> None:
+    # Postgres refuses NUL in text and JSONB; refusing the row would make Meta retry forever.
+    phone = new_phone()
+    response = await webhooks.post(envelope([text_message(phone, "hel\u0000lo")]))
+    assert response.status_code == 200
+    stored = await db.fetchrow(
+        """SELECT m.text, m.payload FROM messages m JOIN conversations c
+           ON c.id = m.conversation_id WHERE c.customer_phone = $1""",
+        phone,
+    )
+    assert stored["text"] == "hello"
+    assert stored["payload"]["text"]["body"] == "hello"
