@@ -921,11 +921,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--diag-window", type=float, default=5.0, help="bare-client diagnosis window, s (5)"
     )
     p.add_argument(
-        "--no-patched",
+        "--patched",
         dest="patched",
-        action="store_false",
-        help="skip the LLMPool actor with the bench-only aiohttp transport",
+        action="store_true",
+        help="also run the bench-only aiohttp-transport variant (only for code from before "
+        "OpenRouterClient moved to aiohttp; it swaps an httpx client that no longer exists)",
     )
+    p.add_argument("--no-patched", dest="patched", action="store_false", help=argparse.SUPPRESS)
     p.add_argument(
         "--actors",
         type=lambda v: [int(x) for x in v.split(",")],
