@@ -84,6 +84,9 @@ class DeliveryActor:
     async def _one(
         self, pool: asyncpg.Pool, provider: Provider, request: DeliveryRequest
     ) -> DeliveryResult:
+        structlog.contextvars.bind_contextvars(
+            request_id=request.trace, outbound_id=request.request_id
+        )
         async with pool.acquire() as conn:
             last_customer_at = await outbound.mark_sending(conn, request.request_id)
         content = Content.from_payload(request.content, request.text)

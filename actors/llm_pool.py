@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
+import structlog
 from redis.asyncio import Redis
 
 from actors.llm_clients import POLITE_FAILURE, ChatClient, OfflineResponder
@@ -95,6 +96,10 @@ class LLMPool:
     async def _one(self, request: LLMRequest, profile: LLMProfile) -> LLMResult:
         # The client keeps its own deadline; this is the backstop that never lets a reply hang.
         backstop = self._settings.llm_reply_deadline_seconds + 5
+        # Each request runs in its own task, so its log lines carry its own request id.
+        structlog.contextvars.bind_contextvars(
+            request_id=request.trace, message_id=request.request_id
+        )
         try:
             return await asyncio.wait_for(self._client.reply(request, profile), timeout=backstop)
         except Exception as exc:

@@ -16,6 +16,7 @@ class LLMRequest:
     request_id: int  # the inbound message id: unique, and it ties the answer to the message
     history: tuple[Turn, ...]
     text: str
+    trace: str | None = None  # the request id to log under
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,7 @@ class DeliveryRequest:
     to: str
     text: str
     content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
+    trace: str | None = None  # the request id to log under
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from actors.conversation import VirtualConversation
 from actors.flows.source import FlowSource
 from actors.messages import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
 from actors.placement import shard_for
-from actors.turn import TurnPlanner
+from actors.turn import TurnPlanner, trace_of
 from config import Settings
 from config.logs import configure_logging, mask_phone
 from store import conversations, inbox, live_events, outbound
@@ -235,6 +235,9 @@ class ConversationShard:
         return snapshot
 
     async def _handle(self, conv: VirtualConversation, item: InboxItem) -> None:
+        structlog.contextvars.bind_contextvars(
+            request_id=trace_of(item), message_id=item.message_id
+        )
         snapshot = await self._activate(conv, item)
         async with self._pool.acquire() as conn:
             work = await inbox.work_state(conn, item.message_id)
@@ -255,7 +258,12 @@ class ConversationShard:
         if must_send and reply is not None and reply.text:
             sent = await self._delivery.request(
                 DeliveryRequest(
-                    reply.id, item.business_number, item.customer_phone, reply.text, reply.content
+                    reply.id,
+                    item.business_number,
+                    item.customer_phone,
+                    reply.text,
+                    reply.content,
+                    trace=trace_of(item),
                 )
             )
             if not sent.ok and sent.retryable:

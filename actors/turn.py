@@ -171,7 +171,9 @@ class TurnPlanner:
     async def _llm_reply(
         self, item: InboxItem, snapshot: ConversationSnapshot, text: str
     ) -> NewReply:
-        result = await self._ask_llm(LLMRequest(item.message_id, tuple(snapshot.history), text))
+        result = await self._ask_llm(
+            LLMRequest(item.message_id, tuple(snapshot.history), text, trace=trace_of(item))
+        )
         if not result.ok:
             # Every model failed: the customer gets the polite message, and a person takes
             # the conversation from here.
@@ -188,6 +190,11 @@ class TurnPlanner:
             attempts=result.attempts,
             latency_ms=result.latency_ms,
         )
+
+
+def trace_of(item: InboxItem) -> str:
+    """The id logs carry for this message: its webhook's request id, else its inbox id."""
+    return item.request_id or f"inbox-{item.message_id}"
 
 
 def choice_id(payload: dict[str, Any]) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmac
 import time
+from dataclasses import replace
 
 import orjson
 import structlog
@@ -81,6 +82,10 @@ async def _receive(request: web.Request) -> web.Response:
     except PayloadError as exc:
         return _reject(request, 400, "malformed", f"not a WhatsApp webhook: {exc}")
 
+    # The request id follows each message through the shard, the LLM pool and delivery.
+    request_id = structlog.contextvars.get_contextvars().get("request_id")
+    if request_id:
+        parsed.messages = [replace(m, request_id=str(request_id)) for m in parsed.messages]
     try:
         new_items = await services.ingest.submit(parsed)
     except StoreUnavailable:

@@ -33,13 +33,13 @@ RETURNING id, business_number, customer_phone
 
 _INSERT_MESSAGES = """
 INSERT INTO messages (conversation_id, direction, provider, provider_message_id, type, text,
-                      payload, status, provider_timestamp)
+                      payload, status, provider_timestamp, request_id)
 SELECT conversation_id, 'inbound', provider, provider_message_id, type, text,
-       payload::jsonb, 'received', ts
+       payload::jsonb, 'received', ts, request_id
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[])
+            $7::timestamptz[], $8::text[])
      WITH ORDINALITY AS t(conversation_id, provider, provider_message_id, type, text, payload,
-                          ts, n)
+                          ts, request_id, n)
 ORDER BY n
 ON CONFLICT (provider_message_id) DO NOTHING
 RETURNING id, conversation_id, provider_message_id
@@ -47,7 +47,7 @@ RETURNING id, conversation_id, provider_message_id
 
 _UNPROCESSED = """
 SELECT m.id, m.conversation_id, c.business_number, c.customer_phone, m.type, m.text,
-       m.provider_message_id, m.provider, m.payload
+       m.provider_message_id, m.provider, m.payload, m.request_id
 FROM messages m JOIN conversations c ON c.id = m.conversation_id
 WHERE m.direction = 'inbound' AND m.processed_at IS NULL
   AND m.created_at <= now() - make_interval(secs => $1)
@@ -101,6 +101,7 @@ async def insert_inbound(
         [without_nul(m.text) for m in messages],
         [orjson.dumps(without_nul(m.payload)).decode() for m in messages],
         [m.timestamp for m in messages],
+        [m.request_id for m in messages],
     )
     new_ids = {r["provider_message_id"]: r["id"] for r in inserted}
     items: list[InboxItem] = []
@@ -119,6 +120,7 @@ async def insert_inbound(
                 provider_message_id=m.provider_message_id,
                 provider=m.provider,
                 payload=m.payload,
+                request_id=m.request_id,
             )
         )
     items.sort(key=lambda i: i.message_id)
@@ -144,6 +146,7 @@ async def unprocessed(
             provider_message_id=r["provider_message_id"],
             provider=r["provider"],
             payload=_as_dict(r["payload"]),
+            request_id=r["request_id"],
         )
         for r in rows
     ]

@@ -25,6 +25,7 @@ class InboundMessage:
     payload: dict[str, Any]
     timestamp: datetime
     customer_name: str | None = None
+    request_id: str | None = None  # of the webhook delivery, for following it in the logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,7 @@ class InboxItem:
     provider: str = "whatsapp_cloud"
     # The message as the provider sent it: reaction targets, button ids, media ids live here.
     payload: dict[str, Any] = field(default_factory=dict)
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -114,3 +114,20 @@ async def test_two_hundred_phones_writing_at_once_are_all_answered(
 
 async def _has(graph: GraphApiFake, phone: str, count: int) -> bool:
     return len(graph.messages_to(phone)) >= count
+
+
+async def test_the_webhook_request_id_is_kept_with_the_message_for_its_logs(
+    webhooks: WebhookClient, graph: GraphApiFake, db: asyncpg.Pool
+) -> None:
+    phone = new_phone()
+    response = await webhooks.post(
+        envelope([text_message(phone, "trace me")]), headers={"X-Request-ID": "trace-abc123"}
+    )
+    assert response.headers["X-Request-ID"] == "trace-abc123"
+    stored = await db.fetchval(
+        """SELECT m.request_id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+           WHERE c.customer_phone = $1""",
+        phone,
+    )
+    assert stored == "trace-abc123"
+    await eventually(lambda: _has(graph, phone, 1))
