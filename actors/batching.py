@@ -1,8 +1,9 @@
 """Batch many callers' requests into one Ray call; stream the answers back one by one.
 
-The remote method is an async generator (Ray's streaming generator): it yields each
-result as soon as it is ready, so a slow LLM answer does not hold back a fast one
-from the same batch. One Ray call carries up to `max_batch` requests (DESIGN.md §2).
+The remote method is an async generator (Ray's streaming generator) that yields lists:
+whatever results are ready at that moment (see `ready_chunks`), so a slow LLM answer does
+not hold back a fast one, and answers that finish together cross Ray as one item rather
+than one item each. One Ray call carries up to `max_batch` requests (DESIGN.md §2).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -92,10 +93,11 @@ class StreamBatcher(Generic[Req, Res]):
         try:
             stream = self._call(next(self._round_robin), [req for req, _ in batch])
             async for ref in stream:
-                result: Res = await ref
-                future = waiting.pop(result.request_id, None)
-                if future is not None and not future.done():
-                    future.set_result(result)
+                chunk: list[Res] = await ref
+                for result in chunk:
+                    future = waiting.pop(result.request_id, None)
+                    if future is not None and not future.done():
+                        future.set_result(result)
         except Exception as exc:
             log.warning("batch_call_failed", batcher=self._name, error=repr(exc))
             for future in waiting.values():
@@ -105,3 +107,14 @@ class StreamBatcher(Generic[Req, Res]):
         for future in waiting.values():
             if not future.done():
                 future.set_exception(BatchCallFailed("no result in the stream"))
+
+
+T = TypeVar("T")
+
+
+async def ready_chunks(tasks: Sequence[asyncio.Future[T]]) -> AsyncIterator[list[T]]:
+    """Yield the results of `tasks` in lists, each holding every one finished by then."""
+    pending: set[asyncio.Future[T]] = set(tasks)
+    while pending:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        yield [task.result() for task in done]

@@ -14,6 +14,7 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
+from actors.batching import ready_chunks
 from actors.messages import DeliveryRequest, DeliveryResult
 from actors.meta_errors import ReEngagementRequired, SendError
 from actors.outbound_content import Content
@@ -75,11 +76,11 @@ class DeliveryActor:
         await self._ready()
         return "ok"
 
-    async def send(self, batch: list[DeliveryRequest]) -> AsyncIterator[DeliveryResult]:
+    async def send(self, batch: list[DeliveryRequest]) -> AsyncIterator[list[DeliveryResult]]:
         pool, provider = await self._ready()
         tasks = [asyncio.ensure_future(self._one(pool, provider, r)) for r in batch]
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        async for chunk in ready_chunks(tasks):
+            yield chunk
 
     async def _one(
         self, pool: asyncpg.Pool, provider: Provider, request: DeliveryRequest

@@ -16,6 +16,7 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
+from actors.batching import ready_chunks
 from actors.llm_clients import POLITE_FAILURE, ChatClient, OfflineResponder
 from actors.llm_context import LLMProfile
 from actors.llm_metrics import LLMMetrics
@@ -86,12 +87,12 @@ class LLMPool:
         await self._ready()
         return "ok"
 
-    async def complete(self, batch: list[LLMRequest]) -> AsyncIterator[LLMResult]:
+    async def complete(self, batch: list[LLMRequest]) -> AsyncIterator[list[LLMResult]]:
         await self._ready()
         profile = await self.profile()
         tasks = [asyncio.ensure_future(self._one(r, profile)) for r in batch]
-        for next_done in asyncio.as_completed(tasks):
-            yield await next_done
+        async for chunk in ready_chunks(tasks):
+            yield chunk
 
     async def _one(self, request: LLMRequest, profile: LLMProfile) -> LLMResult:
         # The client keeps its own deadline; this is the backstop that never lets a reply hang.

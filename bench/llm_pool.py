@@ -66,7 +66,6 @@ sys.path.insert(0, str(ROOT))
 
 from actors.batching import StreamBatcher  # noqa: E402
 from actors.llm_context import LLMProfile, build_messages  # noqa: E402
-from actors.llm_openrouter import OpenRouterClient  # noqa: E402
 from actors.llm_pool import LLMPool  # noqa: E402
 from actors.messages import LLMRequest, LLMResult  # noqa: E402
 from actors.runtime import _actor_class, _options, init_ray  # noqa: E402
@@ -265,9 +264,9 @@ async def set_latency(base: str, seconds: float) -> None:
 class RayHopProbe:
     """An actor shaped like LLMPool.complete that answers at once, without HTTP."""
 
-    async def complete(self, batch: list[LLMRequest]) -> AsyncIterator[LLMResult]:
-        for request in batch:
-            yield LLMResult(request.request_id, "ok", ok=True, model=MODEL)
+    async def complete(self, batch: list[LLMRequest]) -> AsyncIterator[list[LLMResult]]:
+        # Shaped like LLMPool.complete: lists of finished results (here, all at once).
+        yield [LLMResult(request.request_id, "ok", ok=True, model=MODEL) for request in batch]
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -311,28 +310,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
 
 
-class AiohttpTransportLLMPool(LLMPool):
-    """Bench only: the production LLMPool with OpenRouterClient's transport swapped."""
-
-    def __init__(self, settings: Settings, database_url: str, redis_url: str) -> None:
-        super().__init__(settings, database_url, redis_url)
-        self._swapped = False
-
-    async def _ready(self) -> None:
-        await super()._ready()
-        client = self._client
-        if not self._swapped and isinstance(client, OpenRouterClient):
-            self._swapped = True  # set before any await: concurrent callers swap once
-            old = client._http
-            client._http = httpx.AsyncClient(
-                base_url=old.base_url,
-                headers=old.headers,
-                timeout=old.timeout,
-                transport=AiohttpTransport(),
-            )
-            await old.aclose()
-
-
 def start_pools(settings: Settings, count: int, tag: str, db_url: str, redis_url: str) -> list[Any]:
     return [
         _actor_class(LLMPool)
@@ -350,7 +327,7 @@ async def actor_pid(actor: Any) -> int:
 async def via_actor(actor: Any, batch: list[LLMRequest]) -> list[LLMResult]:
     results = []
     async for ref in actor.complete.remote(batch):
-        results.append(await ref)
+        results.extend(await ref)  # each stream item is a list of finished results
     return results
 
 
@@ -413,8 +390,8 @@ async def overhead_phase(
             assert response.status_code == 200 and response.json()["choices"]
 
         async def pool_call(req: LLMRequest) -> None:
-            async for result in pool.complete([req]):
-                assert result.ok, result.error
+            async for chunk in pool.complete([req]):
+                assert all(r.ok for r in chunk), chunk
 
         async def actor_call(req: LLMRequest) -> None:
             [result] = await via_actor(actor, [req])
@@ -476,9 +453,10 @@ async def burst(actors: list[Any], pids: dict[str, int], total: int, batch: int)
     async def drain(actor: Any, b: list[LLMRequest]) -> None:
         nonlocal failed
         async for ref in actor.complete.remote(b):
-            result: LLMResult = await ref
-            arrivals.append(time.perf_counter() - started)
-            failed += not result.ok
+            chunk: list[LLMResult] = await ref
+            for result in chunk:
+                arrivals.append(time.perf_counter() - started)
+                failed += not result.ok
 
     await asyncio.gather(*(drain(actors[k % len(actors)], b) for k, b in enumerate(batches)))
     cpu1 = CpuSample.take(pids)
@@ -641,16 +619,6 @@ async def throughput_phase(
         )
         for n in args.actors
     ]
-    if args.patched:
-        patched: Any = _actor_class(AiohttpTransportLLMPool).options(
-            **_options(settings, "bench-llm-patched", retries=0)
-        )
-        configs.append(
-            PoolConfig(
-                "1 LLMPool actor, aiohttp transport (bench-only patch)",
-                [patched.remote(settings, db_url, redis_url)],
-            )
-        )
     probe: Any = ray.remote(RayHopProbe).options(num_cpus=0, max_concurrency=10_000).remote()
     diag, close_diag = raw_clients(settings)
     driver = {"driver (load, StreamBatcher)": os.getpid(), "fake OpenRouter": fake_pid}

@@ -61,8 +61,8 @@ async def make_pool(
 
 
 async def ask(pool: LLMPool, text: str, history: tuple[Turn, ...] = ()) -> LLMResult:
-    async for result in pool.complete([LLMRequest(next(_ids), history, text)]):
-        return result
+    async for chunk in pool.complete([LLMRequest(next(_ids), history, text)]):
+        return chunk[0]
     raise AssertionError("the pool yielded nothing")
 
 

@@ -73,8 +73,8 @@ async def _deliver(call: Call, request: DeliveryRequest) -> DeliveryResult:
 
     async def first_result() -> DeliveryResult:
         async for ref in actor.send.remote([request]):
-            result: DeliveryResult = await ref
-            return result
+            chunk: list[DeliveryResult] = await ref
+            return chunk[0]
         raise RuntimeError("the delivery actor returned no result")
 
     return await asyncio.wait_for(first_result(), DELIVERY_TIMEOUT_SECONDS)

@@ -104,8 +104,8 @@ async def test_llm(call: Call) -> LlmTestOut:
 
     async def first() -> LLMResult:
         async for ref in actor.complete.remote([request]):
-            result: LLMResult = await ref
-            return result
+            chunk: list[LLMResult] = await ref
+            return chunk[0]
         raise RuntimeError("no answer")
 
     try:
