@@ -16,6 +16,7 @@ import orjson
 import structlog
 from redis.asyncio import Redis
 
+from gateway.background import BackgroundTask
 from store.live_events import channel
 
 log = structlog.get_logger(__name__)
@@ -31,7 +32,7 @@ class LiveEvents:
         self._channel = channel(prefix)
         self._queue_size = queue_size
         self._clients: set[asyncio.Queue[bytes]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("live-events")
         self.ready = asyncio.Event()
 
     @property
@@ -39,19 +40,14 @@ class LiveEvents:
         return len(self._clients)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._listen(), name="live-events")
+        self._background.start(self._listen)
 
     async def stop(self) -> None:
         for queue in list(self._clients):
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(CLOSE)
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     def subscribe(self) -> asyncio.Queue[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(self._queue_size)
@@ -112,7 +108,7 @@ class Announcer:
         self._pending: deque[bytes] = deque(maxlen=10_000)
         self._statuses: list[str] = []
         self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("announcer")
 
     def announce(self, kind: str, **fields: Any) -> None:
         self._pending.append(encode(kind, **fields))
@@ -123,15 +119,10 @@ class Announcer:
             self._statuses.append(status)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="announcer")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         with contextlib.suppress(Exception):
             await self._flush()
 

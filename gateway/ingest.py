@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
+from gateway.background import BackgroundTask
 from gateway.metrics import INBOX_BATCH_SIZE
 from gateway.whatsapp import ParsedWebhook
 from store import inbox, outbound, webhook_log
@@ -85,18 +86,13 @@ class InboxWriter:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         # Log rows are written with a later commit, once their real latency is known.
         self._events: deque[WebhookEvent] = deque(maxlen=max_log_backlog)
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("inbox-writer")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="inbox-writer")
+        self._background.start(self._run)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
         with contextlib.suppress(Exception):
             await self._flush_events()
 

@@ -8,10 +8,10 @@ periodic replay closes the gap; shards drop what they already hold or have finis
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import structlog
 
+from gateway.background import BackgroundTask
 from gateway.ingest import PoolHolder
 from gateway.state import Dispatcher
 from store import inbox
@@ -34,18 +34,13 @@ class InboxSweeper:
         self._interval = interval
         self._older_than = older_than
         self._page = page
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTask("inbox-sweeper")
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="inbox-sweeper")
+        self._background.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def sweep_once(self) -> int:
         pool = await self._pools.get()
