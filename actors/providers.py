@@ -131,6 +131,16 @@ SANDBOX_TOKEN = "sandbox-token"
 
 def make_provider(settings: Settings, *, sandbox_base_url: str | None = None) -> Provider:
     """The one place that picks the delivery provider from configuration."""
+    if settings.uses_msg91:
+        from actors.msg91_provider import Msg91Provider
+
+        assert settings.msg91_auth_key is not None and settings.msg91_sender_id is not None
+        return Msg91Provider(
+            base_url=settings.msg91_base_url,
+            auth_key=settings.msg91_auth_key.get_secret_value(),
+            integrated_number=settings.msg91_sender_id,
+            timeout=settings.delivery_timeout_seconds,
+        )
     if settings.uses_sandbox_delivery:
         if sandbox_base_url is None:
             raise ValueError("sandbox delivery needs the sandbox Graph API address")

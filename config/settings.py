@@ -140,7 +140,8 @@ class Settings(BaseSettings):
 
     msg91_auth_key: SecretStr | None = None
     msg91_webhook_secret: SecretStr | None = None
-    msg91_sender_id: str | None = None
+    msg91_sender_id: str | None = None  # the integrated number, country code first, no "+"
+    msg91_base_url: str = "https://control.msg91.com"
 
     jwt_secret: SecretStr | None = None
     # Operator sessions: short access tokens (JWT) renewed by longer refresh tokens.
@@ -180,8 +181,15 @@ class Settings(BaseSettings):
         return [self.openrouter_primary_model, *self.openrouter_fallback_model]
 
     @property
+    def uses_msg91(self) -> bool:
+        """MSG91 delivers when it is configured and the Cloud API is not."""
+        cloud = self.whatsapp_access_token is not None and self.whatsapp_phone_number_id is not None
+        return not cloud and self.msg91_auth_key is not None and bool(self.msg91_sender_id)
+
+    @property
     def uses_sandbox_delivery(self) -> bool:
-        return self.whatsapp_access_token is None or self.whatsapp_phone_number_id is None
+        cloud = self.whatsapp_access_token is not None and self.whatsapp_phone_number_id is not None
+        return not cloud and not self.uses_msg91
 
     @property
     def uses_offline_responder(self) -> bool:
@@ -200,10 +208,21 @@ class Settings(BaseSettings):
         required = {
             "DATABASE_URL": self.database_url,
             "REDIS_URL": self.redis_url,
-            "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
-            "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
-            "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
-            "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+            # An MSG91 number needs its own secrets instead of Meta's.
+            **(
+                {
+                    "MSG91_AUTH_KEY": self.msg91_auth_key,
+                    "MSG91_SENDER_ID": self.msg91_sender_id,
+                    "MSG91_WEBHOOK_SECRET": self.msg91_webhook_secret,
+                }
+                if self.uses_msg91
+                else {
+                    "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
+                    "WHATSAPP_PHONE_NUMBER_ID": self.whatsapp_phone_number_id,
+                    "WHATSAPP_APP_SECRET": self.whatsapp_app_secret,
+                    "WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token,
+                }
+            ),
             "OPENROUTER_API_KEY": self.openrouter_api_key,
             "JWT_SECRET": self.jwt_secret,
         }

@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from redis.asyncio import Redis
 
 from config import Settings
-from gateway import api, webhook
+from gateway import api, msg91, webhook
 from gateway import web as pages
 from gateway.auth import auth_middleware
 from gateway.events import Announcer, LiveEvents
@@ -78,6 +78,7 @@ def create_app(
     app.router.add_get("/metrics", metrics)
     app.router.add_get(WEBHOOK_PATH, webhook.verify)
     app.router.add_post(WEBHOOK_PATH, webhook.receive)
+    app.router.add_post(msg91.PATH, msg91.receive)
     api.setup(app)
     pages.setup(app)
 

@@ -39,6 +39,7 @@ pytest_plugins = ("tests.api_fixtures",)
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 GRAPH_TOKEN = "test-graph-token"
+MSG91_SECRET = "test-msg91-secret"
 OPENROUTER_KEY = "test-openrouter-key"
 PRIMARY_MODEL = "test/primary"
 FALLBACK_MODEL = "test/fallback"
@@ -147,6 +148,7 @@ def settings(
         whatsapp_phone_number_id="100200300400",
         whatsapp_app_secret=APP_SECRET,
         whatsapp_verify_token=VERIFY_TOKEN,
+        msg91_webhook_secret=MSG91_SECRET,
         whatsapp_graph_base_url=graph.base_url,
         openrouter_api_key=OPENROUTER_KEY,
         openrouter_base_url=openrouter.base_url,

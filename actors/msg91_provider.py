@@ -1,0 +1,133 @@
+"""MSG91 as a delivery provider behind the same interface as the Cloud API (DESIGN.md §7).
+
+Session text goes to ``/api/v5/whatsapp/whatsapp-outbound-message/`` and templates to its
+``bulk/`` endpoint, authenticated by the ``authkey`` header and sent from the
+``integrated_number`` (country code and number, no "+"). MSG91 allows about 100 requests a
+minute; a 429 is retried with backoff like any limit.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from actors.meta_errors import SendError, TransientError
+from actors.outbound_content import Content, split_text
+from actors.providers import TextMessage
+
+SESSION_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/"
+BULK_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/bulk/"
+
+
+class Msg91Provider:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth_key: str,
+        integrated_number: str,
+        timeout: float = 15.0,
+        max_attempts: int = 4,
+        deadline: float = 60.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._auth_key = auth_key
+        self._number = integrated_number.lstrip("+")
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._max_attempts = max_attempts
+        self._deadline = deadline
+        self._http: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None or self._http.closed:
+            self._http = aiohttp.ClientSession(headers={"authkey": self._auth_key})
+        return self._http
+
+    async def send_text(self, message: TextMessage) -> str:
+        content = Content.from_payload(message.content, message.text)
+        to = message.to.lstrip("+")
+        if content.kind == "template":
+            return await self._post(BULK_PATH, self._template_body(content, to))
+        # MSG91's session endpoint carries plain text: buttons and lists go as their text.
+        ids = [
+            await self._post(
+                SESSION_PATH,
+                {
+                    "integrated_number": self._number,
+                    "content_type": "text",
+                    "recipient_number": to,
+                    "text": part,
+                },
+            )
+            for part in split_text(content.text)
+        ]
+        return ids[0]
+
+    def _template_body(self, content: Content, to: str) -> dict[str, Any]:
+        components = {
+            f"body_{i}": {"type": "text", "value": value}
+            for i, value in enumerate(content.template_params, start=1)
+        }
+        return {
+            "integrated_number": self._number,
+            "content_type": "template",
+            "payload": {
+                "messaging_product": "whatsapp",
+                "type": "template",
+                "template": {
+                    "name": content.template_name,
+                    "language": {"code": content.template_language, "policy": "deterministic"},
+                    "namespace": None,
+                    "to_and_components": [{"to": [to], "components": components}],
+                },
+            },
+        }
+
+    async def _post(self, path: str, body: dict[str, Any]) -> str:
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
+            wait=wait_random_exponential(multiplier=0.5, max=10),
+            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._post_once(path, body)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _post_once(self, path: str, body: dict[str, Any]) -> str:
+        try:
+            async with self._session().post(
+                self._base + path, json=body, timeout=self._timeout
+            ) as response:
+                status = response.status
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise TransientError(f"transport error: {exc!r}") from exc
+        if not isinstance(data, dict):
+            raise SendError(f"unreadable response (HTTP {status})", retryable=status >= 500)
+        if status >= 400 or data.get("hasError") or data.get("status") == "fail":
+            reason = str(data.get("errors") or data.get("message") or f"HTTP {status}")
+            raise SendError(reason, status, retryable=status >= 500 or status == 429)
+        inner = data.get("data")
+        request_id = data.get("request_id") or (
+            inner.get("request_id") if isinstance(inner, dict) else None
+        )
+        if not request_id:
+            raise SendError("response has no request id", retryable=False)
+        return f"msg91:{request_id}"
