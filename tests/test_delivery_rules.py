@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -16,8 +17,9 @@ from actors.pacing import SendPacer
 from actors.providers import CloudApiProvider, TextMessage
 from actors.window_policy import WindowTemplate, choose, window_open
 from fakes.graph_api import GraphApiFake
+from store import app_settings
 from tests.conftest import GRAPH_TOKEN
-from tests.support import BUSINESS_NUMBER, new_phone
+from tests.support import BUSINESS_NUMBER, envelope, eventually, new_phone, text_message
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATE = WindowTemplate("follow_up", "en_US")
@@ -123,3 +125,59 @@ async def test_permanent_errors_are_not_retried_and_keep_their_code(
     with pytest.raises(ReEngagementRequired):
         await _send(graph, new_phone())
     assert graph.attempts == 2
+
+
+async def test_outside_the_window_the_configured_template_is_sent_and_recorded(
+    webhooks: Any, graph: GraphApiFake, db: Any, redis: Redis, redis_prefix: str
+) -> None:
+    async with db.acquire() as conn:
+        await app_settings.put(
+            conn, redis, redis_prefix, "window_template", {"name": "we_are_back", "language": "en"}
+        )
+    try:
+        phone = new_phone()
+        stale = text_message(phone, "are you there?")
+        # Meta delivered this late: the customer wrote two days ago, the window is closed.
+        stale["timestamp"] = str(int(time.time()) - 2 * 24 * 3600)
+        assert (await webhooks.post(envelope([stale]))).status_code == 200
+
+        async def answered() -> bool:
+            return bool(graph.messages_to(phone))
+
+        await eventually(answered)
+        [sent] = graph.messages_to(phone)
+        assert sent.type == "template"
+        assert sent.body["template"]["name"] == "we_are_back"
+        row = await db.fetchrow(
+            """SELECT o.type, o.payload FROM messages o JOIN conversations c
+               ON c.id = o.conversation_id WHERE c.customer_phone = $1
+               AND o.direction = 'outbound'""",
+            phone,
+        )
+        assert row["type"] == "template" and row["payload"]["template"]["name"] == "we_are_back"
+    finally:
+        async with db.acquire() as conn:
+            await app_settings.delete(conn, redis, redis_prefix, "window_template")
+
+
+async def test_error_131047_from_meta_falls_back_to_the_template(
+    webhooks: Any, graph: GraphApiFake, db: Any, redis: Redis, redis_prefix: str
+) -> None:
+    async with db.acquire() as conn:
+        await app_settings.put(
+            conn, redis, redis_prefix, "window_template", {"name": "we_are_back", "language": "en"}
+        )
+    try:
+        phone = new_phone()
+        # Our clock says the window is open; Meta's says it closed.
+        graph.fail_next(1, status=400, code=131047, title="Re-engagement message")
+        assert (await webhooks.post(envelope([text_message(phone, "hello")]))).status_code == 200
+
+        async def answered() -> bool:
+            return bool(graph.messages_to(phone))
+
+        await eventually(answered)
+        assert [m.type for m in graph.messages_to(phone)] == ["template"]
+    finally:
+        async with db.acquire() as conn:
+            await app_settings.delete(conn, redis, redis_prefix, "window_template")
