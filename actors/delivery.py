@@ -76,6 +76,19 @@ class DeliveryActor:
         await self._ready()
         return "ok"
 
+    async def mark_read(self, receipts: list[tuple[str, str]]) -> int:
+        """Mark inbound messages read: (business number, provider message id) pairs."""
+        _, provider = await self._ready()
+        results = await asyncio.gather(
+            *(provider.mark_read(number, wamid) for number, wamid in receipts),
+            return_exceptions=True,
+        )
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            # Read ticks are a courtesy: a failure is logged, never retried or surfaced.
+            log.info("mark_read_failed", count=len(failed), error=repr(failed[0])[:200])
+        return len(receipts) - len(failed)
+
     async def send(self, batch: list[DeliveryRequest]) -> AsyncIterator[list[DeliveryResult]]:
         pool, provider = await self._ready()
         tasks = [asyncio.ensure_future(self._one(pool, provider, r)) for r in batch]

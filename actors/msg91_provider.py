@@ -55,6 +55,9 @@ class Msg91Provider:
             self._http = aiohttp.ClientSession(headers={"authkey": self._auth_key})
         return self._http
 
+    async def mark_read(self, business_number: str, message_id: str) -> None:
+        return None  # MSG91's session API has no read receipts for inbound messages
+
     async def send_text(self, message: TextMessage) -> str:
         content = Content.from_payload(message.content, message.text)
         to = message.to.lstrip("+")

@@ -40,6 +40,9 @@ class Provider(Protocol):
     async def send_text(self, message: TextMessage) -> str:
         """Send; return the provider's message id, or raise SendError."""
 
+    async def mark_read(self, business_number: str, message_id: str) -> None:
+        """Show the customer's message as read (blue ticks), where the provider can."""
+
     async def close(self) -> None: ...
 
 
@@ -81,6 +84,18 @@ class CloudApiProvider:
             bodies = [cloud_api_body(content.validate(), message.to)]
         wamids = [await self._send_with_retries(message, body) for body in bodies]
         return wamids[0]
+
+    async def mark_read(self, business_number: str, message_id: str) -> None:
+        # https://developers.facebook.com/docs/whatsapp/cloud-api/guides/mark-message-as-read
+        body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        try:
+            response = await self._http.post(
+                f"/{self._version}/{business_number}/messages", json=body
+            )
+        except httpx.TransportError as exc:
+            raise TransientError(f"transport error: {exc!r}") from exc
+        if response.status_code >= 400:
+            raise SendError(f"mark as read: HTTP {response.status_code}", response.status_code)
 
     async def _send_with_retries(self, message: TextMessage, body: dict[str, Any]) -> str:
         retrying = AsyncRetrying(

@@ -71,6 +71,8 @@ class ConversationShard:
         self._llm: StreamBatcher[LLMRequest, LLMResult]
         self._delivery: StreamBatcher[DeliveryRequest, DeliveryResult]
         self._planner: TurnPlanner
+        self._delivery_actors: list[Any] = []
+        self._read_receipts: list[tuple[str, str]] = []
         self.activations = {"redis": 0, "postgres": 0}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -90,6 +92,7 @@ class ConversationShard:
         ns = s.ray_namespace
         llm = [ray.get_actor(n, namespace=ns) for n in self._llm_names]
         delivery = [ray.get_actor(n, namespace=ns) for n in self._delivery_names]
+        self._delivery_actors = delivery
         delay = s.batch_max_delay_ms / 1000
         self._llm = StreamBatcher(
             lambda i, batch: llm[i].complete.remote(batch),
@@ -124,6 +127,8 @@ class ConversationShard:
             ),
         )
         self._spawn(self._passivation_loop())
+        if s.whatsapp_mark_read:
+            self._spawn(self._read_receipt_loop())
         self._spawn(self._replay_unprocessed())
 
     def _spawn(self, coro: Any) -> None:
@@ -146,6 +151,16 @@ class ConversationShard:
             replayed += len(mine)
         if replayed:
             log.info("shard_replayed_inbox", shard=self._index, messages=replayed)
+
+    async def _read_receipt_loop(self) -> None:
+        # Read ticks go out in batches, fire and forget: one Ray call per half second.
+        turn = 0
+        while True:
+            await asyncio.sleep(0.5)
+            if self._read_receipts and self._delivery_actors:
+                batch, self._read_receipts = self._read_receipts, []
+                self._delivery_actors[turn % len(self._delivery_actors)].mark_read.remote(batch)
+                turn += 1
 
     def _owns(self, item: InboxItem) -> bool:
         return shard_for(item.customer_phone, self._shard_count) == self._index
@@ -243,6 +258,8 @@ class ConversationShard:
             work = await inbox.work_state(conn, item.message_id)
         if work is None or work.processed:
             return
+        if item.provider == "whatsapp_cloud" and len(self._read_receipts) < 10_000:
+            self._read_receipts.append((item.business_number, item.provider_message_id))
         reply = work.reply
         if reply is None:
             new = await self._planner.plan(item, work, snapshot)

@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     # A send a crash left without an answer waits this long for Meta's status webhook
     # (which echoes our id) before it is sent again (DESIGN.md §3).
     unknown_send_wait_seconds: float = 30.0
+    # Mark inbound messages as read (blue ticks) through the Cloud API.
+    whatsapp_mark_read: bool = True
     # Meta's throughput per business number (80/s by default, up to 1000 after an upgrade).
     delivery_messages_per_second: float = 80.0
     # Meta's pair rate: about one message per 6 s to one user, after a burst.

@@ -181,3 +181,18 @@ async def test_error_131047_from_meta_falls_back_to_the_template(
     finally:
         async with db.acquire() as conn:
             await app_settings.delete(conn, redis, redis_prefix, "window_template")
+
+
+async def test_inbound_messages_are_marked_read_through_the_cloud_api(
+    webhooks: Any, graph: GraphApiFake
+) -> None:
+    phone = new_phone()
+    message = text_message(phone, "did you see this?")
+    assert (await webhooks.post(envelope([message]))).status_code == 200
+
+    async def marked() -> bool:
+        return any(r.message_id == message["id"] for r in graph.read_receipts)
+
+    await eventually(marked)
+    [receipt] = [r for r in graph.read_receipts if r.message_id == message["id"]]
+    assert receipt.phone_number_id == BUSINESS_NUMBER
