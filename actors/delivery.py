@@ -7,6 +7,7 @@ to the cluster metrics in Redis (deliveries by outcome and code, end-to-end late
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from actors.providers import Provider, TextMessage, make_provider
 from actors.window_policy import WindowTemplate, as_template, choose
 from config import Settings
 from config.logs import configure_logging, mask_phone
-from store import app_settings, live_events, outbound
+from store import app_settings, live_events, media, outbound
 from store import cluster_metrics as cm
 from store.db import create_pool
 from store.delivery_facts import reply_facts
@@ -88,6 +89,34 @@ class DeliveryActor:
             # Read ticks are a courtesy: a failure is logged, never retried or surfaced.
             log.info("mark_read_failed", count=len(failed), error=repr(failed[0])[:200])
         return len(receipts) - len(failed)
+
+    async def fetch_media(self, items: list[tuple[int, str]]) -> int:
+        """Download customers' media, (inbound message id, media id) pairs, into Postgres."""
+        pool, provider = await self._ready()
+        fetch = getattr(provider, "fetch_media", None)
+        if fetch is None:
+            return 0
+        cap = self._settings.media_max_bytes
+        stored = 0
+        for message_id, media_id in items:
+            try:
+                content, mime, size = await fetch(media_id, cap)
+                error = None if content is not None else f"over MEDIA_MAX_BYTES ({cap})"
+            except SendError as exc:
+                content, mime, size, error = None, None, None, exc.title
+            async with pool.acquire() as conn:
+                await media.save(
+                    conn,
+                    message_id,
+                    media_id,
+                    mime_type=mime,
+                    size_bytes=size,
+                    sha256=hashlib.sha256(content).hexdigest() if content is not None else None,
+                    content=content,
+                    error=error,
+                )
+            stored += content is not None
+        return stored
 
     async def send(self, batch: list[DeliveryRequest]) -> AsyncIterator[list[DeliveryResult]]:
         pool, provider = await self._ready()

@@ -97,6 +97,35 @@ class CloudApiProvider:
         if response.status_code >= 400:
             raise SendError(f"mark as read: HTTP {response.status_code}", response.status_code)
 
+    async def fetch_media(self, media_id: str, max_bytes: int) -> tuple[bytes | None, str, int]:
+        """Download a customer's media: (content or None when over the cap, mime type, size).
+
+        Two steps, as Meta documents: GET /{media-id} for a short-lived URL, then GET that
+        URL with the same bearer token.
+        """
+        try:
+            info = await self._http.get(f"/{self._version}/{media_id}")
+            if info.status_code >= 400:
+                raise SendError(f"media lookup: HTTP {info.status_code}", info.status_code)
+            meta = info.json()
+            mime = str(meta.get("mime_type") or "application/octet-stream")
+            size = int(meta.get("file_size") or 0)
+            if size > max_bytes:
+                return None, mime, size
+            chunks: list[bytes] = []
+            received = 0
+            async with self._http.stream("GET", str(meta["url"])) as download:
+                if download.status_code >= 400:
+                    raise SendError(f"media download: HTTP {download.status_code}")
+                async for chunk in download.aiter_bytes():
+                    received += len(chunk)
+                    if received > max_bytes:  # file_size was missing or wrong
+                        return None, mime, received
+                    chunks.append(chunk)
+            return b"".join(chunks), mime, received
+        except httpx.HTTPError as exc:
+            raise TransientError(f"media transport error: {exc!r}") from exc
+
     async def _send_with_retries(self, message: TextMessage, body: dict[str, Any]) -> str:
         retrying = AsyncRetrying(
             retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),

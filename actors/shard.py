@@ -37,6 +37,7 @@ from store.records import ConversationSnapshot, InboxItem, Turn
 from store.snapshots import SnapshotStore
 
 log = structlog.get_logger(__name__)
+MEDIA = frozenset({"image", "audio", "video", "document", "sticker"})
 
 
 class DeliveryDeferred(RuntimeError):
@@ -73,6 +74,7 @@ class ConversationShard:
         self._planner: TurnPlanner
         self._delivery_actors: list[Any] = []
         self._read_receipts: list[tuple[str, str]] = []
+        self._media_fetches: list[tuple[int, str]] = []
         self.activations = {"redis": 0, "postgres": 0}
 
     # -- lifecycle -------------------------------------------------------------------
@@ -127,8 +129,7 @@ class ConversationShard:
             ),
         )
         self._spawn(self._passivation_loop())
-        if s.whatsapp_mark_read:
-            self._spawn(self._read_receipt_loop())
+        self._spawn(self._read_receipt_loop())
         self._spawn(self._replay_unprocessed())
 
     def _spawn(self, coro: Any) -> None:
@@ -153,14 +154,20 @@ class ConversationShard:
             log.info("shard_replayed_inbox", shard=self._index, messages=replayed)
 
     async def _read_receipt_loop(self) -> None:
-        # Read ticks go out in batches, fire and forget: one Ray call per half second.
+        # Read ticks and media downloads go out in batches, fire and forget, every half second.
         turn = 0
         while True:
             await asyncio.sleep(0.5)
-            if self._read_receipts and self._delivery_actors:
+            if not self._delivery_actors:
+                continue
+            actor = self._delivery_actors[turn % len(self._delivery_actors)]
+            turn += 1
+            if self._read_receipts:
                 batch, self._read_receipts = self._read_receipts, []
-                self._delivery_actors[turn % len(self._delivery_actors)].mark_read.remote(batch)
-                turn += 1
+                actor.mark_read.remote(batch)
+            if self._media_fetches:
+                fetches, self._media_fetches = self._media_fetches, []
+                actor.fetch_media.remote(fetches)
 
     def _owns(self, item: InboxItem) -> bool:
         return shard_for(item.customer_phone, self._shard_count) == self._index
@@ -259,7 +266,11 @@ class ConversationShard:
         if work is None or work.processed:
             return
         if item.provider == "whatsapp_cloud" and len(self._read_receipts) < 10_000:
-            self._read_receipts.append((item.business_number, item.provider_message_id))
+            if self._settings.whatsapp_mark_read:
+                self._read_receipts.append((item.business_number, item.provider_message_id))
+            media_id = (item.payload.get(item.type) or {}).get("id") if item.type in MEDIA else None
+            if media_id and self._settings.media_download:
+                self._media_fetches.append((item.message_id, str(media_id)))
         reply = work.reply
         if reply is None:
             new = await self._planner.plan(item, work, snapshot)

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     unknown_send_wait_seconds: float = 30.0
     # Mark inbound messages as read (blue ticks) through the Cloud API.
     whatsapp_mark_read: bool = True
+    # Download customers' media through the Cloud API into Postgres, up to this size each.
+    media_download: bool = True
+    media_max_bytes: int = 16 * 1024 * 1024
     # Meta's throughput per business number (80/s by default, up to 1000 after an upgrade).
     delivery_messages_per_second: float = 80.0
     # Meta's pair rate: about one message per 6 s to one user, after a burst.

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import hmac
 import logging
 import time
@@ -217,6 +218,7 @@ class GraphApiFake:
         self.auto_statuses: tuple[str, ...] = tuple(auto_statuses)
         self.sent: list[SentMessage] = []
         self.read_receipts: list[ReadReceipt] = []
+        self.media: dict[str, tuple[bytes, str]] = {}
         # Every well-formed send attempt, including ones answered with a fault:
         # lets retry tests count attempts without a recorded success.
         self.attempts = 0
@@ -354,6 +356,10 @@ class GraphApiFake:
     def _build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post(r"/{version:v\d+\.\d+}/{phone_number_id}/messages", self._messages)
+        # Media: "Retrieve media URL" then a download of that URL with the same bearer token
+        # (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media).
+        app.router.add_get(r"/{version:v\d+\.\d+}/{media_id}", self._media_url)
+        app.router.add_get("/_fake/media/{media_id}", self._media_download)
         app.router.add_get("/_fake/messages", self._control_messages)
         app.router.add_get("/_fake/read_receipts", self._control_read_receipts)
         app.router.add_post("/_fake/reset", self._control_reset)
@@ -368,6 +374,39 @@ class GraphApiFake:
 
     async def _on_cleanup(self, _app: web.Application) -> None:
         await self.webhooks.close()
+
+    def add_media(self, media_id: str, content: bytes, mime_type: str = "image/jpeg") -> None:
+        """Make a customer's media retrievable, as Meta holds it for 30 days."""
+        self.media[media_id] = (content, mime_type)
+
+    async def _media_url(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.json_response(meta_error(190, "Invalid OAuth access token."), status=401)
+        media_id = request.match_info["media_id"]
+        if media_id not in self.media:
+            return web.json_response(meta_error(100, "Unknown media id"), status=400)
+        content, mime = self.media[media_id]
+        # Mounted under a prefix (sandbox mode) the download URL keeps that prefix.
+        version = "/" + request.match_info["version"] + "/"
+        prefix = request.path[: request.path.index(version)]
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "url": f"{request.url.origin()}{prefix}/_fake/media/{media_id}",
+                "mime_type": mime,
+                "sha256": hashlib.sha256(content).hexdigest(),
+                "file_size": len(content),
+                "id": media_id,
+            }
+        )
+
+    async def _media_download(self, request: web.Request) -> web.Response:
+        if not self._authorized(request):
+            return web.Response(status=401)
+        found = self.media.get(request.match_info["media_id"])
+        if found is None:
+            return web.Response(status=404)
+        return web.Response(body=found[0], content_type=found[1])
 
     def _authorized(self, request: web.Request) -> bool:
         if self.access_token is None:
