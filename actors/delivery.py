@@ -198,6 +198,7 @@ class DeliveryActor:
             text=content.text,
             callback_data=str(request.request_id),
             content=content.to_payload() if content.kind != "text" else None,
+            context_message_id=request.reply_context if content.kind != "template" else None,
         )
         return await provider.send_text(message)
 

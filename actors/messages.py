@@ -41,6 +41,7 @@ class DeliveryRequest:
     text: str
     content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
     trace: str | None = None  # the request id to log under
+    reply_context: str | None = None  # the inbound message id this reply should quote
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,8 @@ class TextMessage:
     text: str
     callback_data: str
     content: dict[str, Any] | None = None  # Content.to_payload(); None means plain text
+    # The customer's message this reply quotes (Cloud API `context.message_id`).
+    context_message_id: str | None = None
 
 
 class Provider(Protocol):
@@ -142,6 +144,8 @@ class CloudApiProvider:
         # Meta echoes this in every status webhook of the message: it lets a crash
         # between the send and our write be resolved without sending twice.
         body = {**body, "biz_opaque_callback_data": message.callback_data}
+        if message.context_message_id:
+            body["context"] = {"message_id": message.context_message_id}
         try:
             response = await self._http.post(
                 f"/{self._version}/{message.business_number}/messages", json=body

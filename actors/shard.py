@@ -292,6 +292,9 @@ class ConversationShard:
                     reply.text,
                     reply.content,
                     trace=trace_of(item),
+                    # Newer messages are waiting: quote the one this reply answers, so the
+                    # customer sees which question it is about.
+                    reply_context=item.provider_message_id if conv.queued else None,
                 )
             )
             if not sent.ok and sent.retryable:

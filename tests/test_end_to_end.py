@@ -131,3 +131,17 @@ async def test_the_webhook_request_id_is_kept_with_the_message_for_its_logs(
     )
     assert stored == "trace-abc123"
     await eventually(lambda: _has(graph, phone, 1))
+
+
+async def test_a_reply_quotes_its_question_when_newer_messages_are_waiting(
+    webhooks: WebhookClient, graph: GraphApiFake
+) -> None:
+    phone = new_phone()
+    first, second = text_message(phone, "first question"), text_message(phone, "second question")
+    assert (await webhooks.post(envelope([first, second]))).status_code == 200
+    await eventually(lambda: _has(graph, phone, 2))
+    replies = graph.messages_to(phone)
+    assert [m.text for m in replies] == ["Echo: first question", "Echo: second question"]
+    # The first was answered while the second waited, so it quotes its question; the last
+    # reply needs no quote.
+    assert [m.reply_to for m in replies] == [first["id"], None]
