@@ -53,7 +53,11 @@ class DeliveryActor:
             SendPacer(
                 self._redis,
                 prefix=settings.redis_key_prefix,
-                per_second=settings.delivery_messages_per_second,
+                per_second=(
+                    settings.msg91_requests_per_minute / 60
+                    if settings.uses_msg91
+                    else settings.delivery_messages_per_second
+                ),
                 pair_interval=settings.pair_interval_seconds,
                 pair_burst=settings.pair_burst,
                 max_wait=settings.pacing_max_wait_seconds,

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     media_download: bool = True
     media_max_bytes: int = 16 * 1024 * 1024
     # Meta's throughput per business number (80/s by default, up to 1000 after an upgrade).
-    delivery_messages_per_second: float = 80.0
+    delivery_messages_per_second: float = Field(default=80.0, gt=0, le=1000)
     # Meta's pair rate: about one message per 6 s to one user, after a burst.
     pair_interval_seconds: float = 6.0
     pair_burst: int = 10
@@ -147,6 +147,8 @@ class Settings(BaseSettings):
     msg91_webhook_secret: SecretStr | None = None
     msg91_sender_id: str | None = None  # the integrated number, country code first, no "+"
     msg91_base_url: str = "https://control.msg91.com"
+    # MSG91's documented limit; sends are paced to it (and a 429 is retried with backoff).
+    msg91_requests_per_minute: int = 100
 
     jwt_secret: SecretStr | None = None
     # Operator sessions: short access tokens (JWT) renewed by longer refresh tokens.

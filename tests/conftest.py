@@ -165,7 +165,7 @@ def settings(
         # Bursts of 50 replies to one phone would wait on Meta's pair rate; pacing has its
         # own tests.
         pair_interval_seconds=0,
-        delivery_messages_per_second=10_000,
+        delivery_messages_per_second=1000,
         conversation_idle_seconds=3600,
         # Tests send bursts from one phone; the abuse limit has tests of its own.
         abuse_messages_per_window=100_000,

@@ -189,3 +189,46 @@ async def test_a_flow_runs_end_to_end_with_buttons_a_question_and_a_retry(
     finally:
         async with db.acquire() as conn:
             await app_settings.delete(conn, redis, redis_prefix, "flows")
+
+
+LIST_FLOWS = """
+flows:
+  - name: pick_size
+    trigger: {regex: "\\\\bsizes?\\\\b"}
+    actions:
+      - set: {topic: sizes}
+      - reply_list:
+          text: "Which size?"
+          button: Sizes
+          rows:
+            - {id: size_s, title: Small, description: "36-38"}
+            - {id: size_m, title: Medium}
+  - name: chose_small
+    trigger: {button: size_s}
+    actions:
+      - reply: "Small it is ({topic})."
+"""
+
+
+def test_a_regex_trigger_answers_with_a_list_and_a_list_choice_triggers_its_flow() -> None:
+    engine = FlowEngine(parse_flows(LIST_FLOWS))
+    listed = engine.respond(turn("Which SIZES do you have?"), None, {})
+    assert listed is not None and listed.content is not None
+    assert listed.content.kind == "list" and listed.content.list_button == "Sizes"
+    assert [(c.id, c.title, c.description) for c in listed.content.choices] == [
+        ("size_s", "Small", "36-38"),
+        ("size_m", "Medium", None),
+    ]
+    assert listed.variables == {"topic": "sizes"}
+    chosen = engine.respond(turn(choice="size_s"), None, listed.variables)
+    assert chosen is not None and chosen.content.text == "Small it is (sizes)."  # type: ignore[union-attr]
+    assert engine.respond(turn("downsize"), None, {}) is None  # the regex's word boundaries
+
+
+def test_pacing_is_capped_at_metas_highest_tier() -> None:
+    from pydantic import ValidationError
+
+    from config import Settings
+
+    with pytest.raises(ValidationError, match="1000"):
+        Settings(_env_file=None, delivery_messages_per_second=5000)  # type: ignore[call-arg]
