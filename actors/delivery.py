@@ -218,7 +218,7 @@ class DeliveryActor:
     async def _record_template(self, pool: asyncpg.Pool, outbound_id: int, sent: Content) -> None:
         # The dashboard and the API show that a template went instead of the text.
         async with pool.acquire() as conn:
-            await outbound.record_template(conn, outbound_id, sent.to_payload())
+            await outbound.record_template(conn, outbound_id, sent.to_payload(), sent.text)
 
     async def _report(self, pool: asyncpg.Pool, result: DeliveryResult) -> None:
         if self._redis is None:

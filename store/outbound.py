@@ -123,14 +123,20 @@ async def mark_pending(conn: asyncpg.Connection, outbound_id: int) -> None:
 
 
 async def record_template(
-    conn: asyncpg.Connection, outbound_id: int, payload: dict[str, Any]
+    conn: asyncpg.Connection, outbound_id: int, payload: dict[str, Any], text: str
 ) -> None:
-    """The 24-hour window was closed: this reply goes out as the template instead."""
+    """The 24-hour window was closed: this reply goes out as the template instead.
+
+    The row's text becomes the template's label, so the dashboard and the API show what
+    the customer actually received.
+    """
     await conn.execute(
-        """UPDATE messages SET type = 'template', payload = $2::jsonb, updated_at = now()
+        """UPDATE messages SET type = 'template', payload = $2::jsonb, text = $3,
+                  updated_at = now()
            WHERE id = $1""",
         outbound_id,
         payload,
+        text,
     )
 
 

@@ -149,12 +149,13 @@ async def test_outside_the_window_the_configured_template_is_sent_and_recorded(
         assert sent.type == "template"
         assert sent.body["template"]["name"] == "we_are_back"
         row = await db.fetchrow(
-            """SELECT o.type, o.payload FROM messages o JOIN conversations c
+            """SELECT o.type, o.payload, o.text FROM messages o JOIN conversations c
                ON c.id = o.conversation_id WHERE c.customer_phone = $1
                AND o.direction = 'outbound'""",
             phone,
         )
         assert row["type"] == "template" and row["payload"]["template"]["name"] == "we_are_back"
+        assert row["text"] == "[template we_are_back]"  # what the dashboard shows
     finally:
         async with db.acquire() as conn:
             await app_settings.delete(conn, redis, redis_prefix, "window_template")
