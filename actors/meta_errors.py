@@ -7,6 +7,16 @@ Retryable ones are limits or transient faults; the rest are permanent for that m
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
 
 class SendError(Exception):
     """A send the provider refused or could not complete."""
@@ -79,3 +89,23 @@ def error_for(code: int | None, title: str, http_status: int) -> SendError:
     if code in _TRANSIENT_CODES or http_status >= 500 or http_status == 429:
         return TransientError(title, code)
     return SendError(title, code)
+
+
+async def with_retries(
+    send: Callable[[], Awaitable[str]],
+    *,
+    max_attempts: int,
+    deadline: float,
+    backoff_max: float = 5.0,
+) -> str:
+    """Run a send, retrying retryable SendErrors with jittered exponential backoff."""
+    retrying = AsyncRetrying(
+        retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
+        wait=wait_random_exponential(multiplier=backoff_max / 25, max=backoff_max),
+        stop=stop_after_attempt(max_attempts) | stop_after_delay(deadline),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            return await send()
+    raise AssertionError("unreachable: tenacity reraises the last error")

@@ -11,15 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
-from actors.meta_errors import SendError, TransientError
+from actors.meta_errors import SendError, TransientError, with_retries
 from actors.outbound_content import Content, split_text
 from actors.providers import TextMessage
 
@@ -99,16 +92,12 @@ class Msg91Provider:
         }
 
     async def _post(self, path: str, body: dict[str, Any]) -> str:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
-            wait=wait_random_exponential(multiplier=0.5, max=10),
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline),
-            reraise=True,
+        return await with_retries(
+            lambda: self._post_once(path, body),
+            max_attempts=self._max_attempts,
+            deadline=self._deadline,
+            backoff_max=10.0,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._post_once(path, body)
-        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _post_once(self, path: str, body: dict[str, Any]) -> str:
         try:

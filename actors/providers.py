@@ -11,16 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_after_delay,
-    wait_random_exponential,
-)
 
 from actors.meta_errors import SendError as SendError
-from actors.meta_errors import TransientError, error_for
+from actors.meta_errors import TransientError, error_for, with_retries
 from actors.outbound_content import Content, cloud_api_body, split_text
 from config import Settings
 
@@ -129,16 +122,11 @@ class CloudApiProvider:
             raise TransientError(f"media transport error: {exc!r}") from exc
 
     async def _send_with_retries(self, message: TextMessage, body: dict[str, Any]) -> str:
-        retrying = AsyncRetrying(
-            retry=retry_if_exception(lambda e: isinstance(e, SendError) and e.retryable),
-            wait=wait_random_exponential(multiplier=0.2, max=5),
-            stop=stop_after_attempt(self._max_attempts) | stop_after_delay(self._deadline),
-            reraise=True,
+        return await with_retries(
+            lambda: self._send_once(message, body),
+            max_attempts=self._max_attempts,
+            deadline=self._deadline,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_once(message, body)
-        raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _send_once(self, message: TextMessage, body: dict[str, Any]) -> str:
         # Meta echoes this in every status webhook of the message: it lets a crash
