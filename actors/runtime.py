@@ -13,9 +13,9 @@ from typing import Any
 
 import ray
 
+from actors.conversation import ConversationShard
 from actors.delivery import DeliveryActor
-from actors.llm_pool import LLMPool
-from actors.shard import ConversationShard
+from actors.llm import LLMPool
 from config import Settings
 
 

@@ -28,7 +28,7 @@ SECRET = "bench-secret"
 
 
 class NoopDispatcher:
-    """Stands in for actors.router.ShardRouter: stored items go nowhere."""
+    """Stands in for actors.conversation.router.ShardRouter: stored items go nowhere."""
 
     def submit(self, items: Sequence[InboxItem]) -> None:
         return None

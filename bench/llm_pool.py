@@ -65,10 +65,10 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from actors.batching import StreamBatcher  # noqa: E402
-from actors.llm_context import LLMProfile, build_messages  # noqa: E402
-from actors.llm_pool import LLMPool  # noqa: E402
-from actors.messages import LLMRequest, LLMResult  # noqa: E402
+from actors.llm.context import LLMProfile, build_messages  # noqa: E402
+from actors.llm.pool import LLMPool  # noqa: E402
 from actors.runtime import _actor_class, _options, init_ray  # noqa: E402
+from actors.wire import LLMRequest, LLMResult  # noqa: E402
 from config import Settings  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 from store.records import Turn  # noqa: E402

@@ -10,8 +10,8 @@ import asyncpg
 import structlog
 from aiohttp import web
 
-from actors.providers import SANDBOX_TOKEN
-from actors.router import ShardRouter
+from actors.conversation.router import ShardRouter
+from actors.delivery.providers import SANDBOX_TOKEN
 from actors.runtime import ActorSet, init_ray, start_actors
 from cli.loop import run as run_loop
 from config import Settings

@@ -57,7 +57,7 @@ class Business(_Shape):
 
 
 class Faq(_Shape):
-    """The shape of config/faq.yaml (and of actors.faq.Faq.from_mapping)."""
+    """The shape of config/faq.yaml (and of actors.llm.faq.Faq.from_mapping)."""
 
     business: Business = Field(default_factory=Business)
     fallback: str = Field(

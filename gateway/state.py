@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class Dispatcher(Protocol):
-    """Takes stored inbox items to the conversation shards (actors.router.ShardRouter)."""
+    """Takes stored inbox items to the shards (actors.conversation.router.ShardRouter)."""
 
     def submit(self, items: Sequence[InboxItem]) -> None: ...
 

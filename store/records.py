@@ -72,7 +72,7 @@ class OutboundRow:
     text: str | None
     status: str
     provider_message_id: str | None
-    # Buttons, list or template (actors.outbound_content payload); None for plain text.
+    # Buttons, list or template (actors.wire payload); None for plain text.
     content: dict[str, Any] | None = None
 
 

@@ -16,7 +16,7 @@ import httpx
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from actors.router import ShardRouter
+from actors.conversation.router import ShardRouter
 from actors.runtime import ActorSet
 from config import Settings
 from fakes.server import FakeServer

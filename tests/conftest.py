@@ -21,7 +21,7 @@ import pytest_asyncio
 import ray
 from redis.asyncio import Redis
 
-from actors.router import ShardRouter
+from actors.conversation.router import ShardRouter
 from actors.runtime import ActorSet, init_ray, start_actors
 from config import Settings
 from fakes.graph_api import GraphApiFake

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from actors.meta_errors import ReEngagementRequired, Undeliverable
-from actors.outbound_content import Content
-from actors.pacing import SendPacer
-from actors.providers import CloudApiProvider, TextMessage
-from actors.window_policy import WindowTemplate, choose, window_open
+from actors.delivery.pacing import SendPacer
+from actors.delivery.providers import CloudApiProvider, TextMessage
+from actors.delivery.providers.errors import ReEngagementRequired, Undeliverable
+from actors.delivery.window_policy import WindowTemplate, choose, window_open
+from actors.wire import Content
 from fakes.graph_api import GraphApiFake
 from store import app_settings
 from tests.conftest import GRAPH_TOKEN

@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from actors.flows.engine import FlowEngine, TurnInput
-from actors.flows.loader import FlowFileError, load_flows, parse_flows
-from actors.flows.source import FlowSource
+from actors.conversation.flows.engine import FlowEngine, TurnInput
+from actors.conversation.flows.loader import FlowFileError, load_flows, parse_flows
+from actors.conversation.flows.source import FlowSource
 from config.settings import DEFAULT_FLOWS
 from fakes.graph_api import GraphApiFake
 from store import app_settings

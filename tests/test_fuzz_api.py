@@ -23,7 +23,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from actors.router import ShardRouter
+from actors.conversation.router import ShardRouter
 from actors.runtime import ActorSet
 from config import Settings
 from fakes.server import FakeServer

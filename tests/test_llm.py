@@ -6,9 +6,10 @@ import asyncio
 
 import asyncpg
 
-from actors.llm_clients import POLITE_FAILURE, OfflineResponder
-from actors.llm_context import LLMProfile
-from actors.messages import LLMRequest
+from actors.llm.chat import POLITE_FAILURE
+from actors.llm.context import LLMProfile
+from actors.llm.offline import OfflineResponder
+from actors.wire import LLMRequest
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake

@@ -18,11 +18,11 @@ import pytest_asyncio
 import ray
 from redis.asyncio import Redis
 
-from actors.llm_breaker import BreakerState, CircuitBreaker
-from actors.llm_context import LLMProfile, build_messages, trim_history
-from actors.llm_pool import LLMPool
-from actors.messages import LLMRequest, LLMResult
+from actors.llm.breaker import BreakerState, CircuitBreaker
+from actors.llm.context import LLMProfile, build_messages, trim_history
+from actors.llm.pool import LLMPool
 from actors.runtime import _actor_class
+from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from fakes.openrouter import OpenRouterFake
 from store import app_settings

@@ -14,12 +14,12 @@ import pytest
 import pytest_asyncio
 from pydantic import SecretStr
 
-from actors.meta_errors import SendError
-from actors.msg91_provider import Msg91Provider
-from actors.outbound_content import Content
-from actors.providers import TextMessage
-from actors.router import ShardRouter
+from actors.conversation.router import ShardRouter
+from actors.delivery.providers import TextMessage
+from actors.delivery.providers.errors import SendError
+from actors.delivery.providers.msg91 import Msg91Provider
 from actors.runtime import start_actors
+from actors.wire import Content
 from config import Settings
 from fakes.msg91 import Msg91Fake
 from fakes.server import FakeServer

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import asyncpg
 import ray
 
-from actors.placement import shard_for
+from actors.conversation.placement import shard_for
 from actors.runtime import ActorSet
 from config import Settings
 from fakes.graph_api import GraphApiFake

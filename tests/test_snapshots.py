@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from actors.placement import shard_for
+from actors.conversation.placement import shard_for
 from actors.runtime import ActorSet
 from config import Settings
 from fakes.graph_api import GraphApiFake

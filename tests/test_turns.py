@@ -10,9 +10,9 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from actors.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
-from actors.messages import LLMRequest, LLMResult
-from actors.turn import HANDOFF_REPLY, TurnPlanner
+from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
+from actors.conversation.turn import HANDOFF_REPLY, TurnPlanner
+from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from store import inbox

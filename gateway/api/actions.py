@@ -9,7 +9,7 @@ import random
 import structlog
 from pydantic import BaseModel, Field
 
-from actors.messages import DeliveryRequest, DeliveryResult
+from actors.wire import DeliveryRequest, DeliveryResult
 from gateway.api.conversations import (
     LABEL_PATTERN,
     ConversationOut,

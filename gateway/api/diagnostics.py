@@ -8,8 +8,8 @@ import time
 
 from pydantic import BaseModel, Field
 
-from actors.messages import LLMRequest, LLMResult
-from actors.providers import SendError, TextMessage, make_provider
+from actors.delivery.providers import SendError, TextMessage, make_provider
+from actors.wire import LLMRequest, LLMResult
 from gateway.api.routing import ApiError, Call, Endpoint
 from gateway.signature import HEADER
 

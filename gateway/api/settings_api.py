@@ -16,8 +16,8 @@ import asyncpg
 import yaml
 from pydantic import BaseModel
 
-from actors.flows.loader import FlowFileError, load_flows
-from actors.flows.schema import BusinessHours, FlowsFile
+from actors.conversation.flows.loader import FlowFileError, load_flows
+from actors.conversation.flows.schema import BusinessHours, FlowsFile
 from config import Settings
 from config import operator_settings as shapes
 from gateway.api.routing import Call, Endpoint

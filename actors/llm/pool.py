@@ -17,12 +17,13 @@ import structlog
 from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
-from actors.llm_clients import POLITE_FAILURE, ChatClient, OfflineResponder
-from actors.llm_context import LLMProfile
-from actors.llm_metrics import LLMMetrics
-from actors.llm_openrouter import OpenRouterClient
-from actors.llm_ratelimit import ClusterRateLimiter
-from actors.messages import LLMRequest, LLMResult
+from actors.llm.chat import POLITE_FAILURE, ChatClient
+from actors.llm.context import LLMProfile
+from actors.llm.metrics import LLMMetrics
+from actors.llm.offline import OfflineResponder
+from actors.llm.openrouter import OpenRouterClient
+from actors.llm.ratelimit import ClusterRateLimiter
+from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from config.logs import configure_logging
 from store import app_settings

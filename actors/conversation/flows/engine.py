@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from actors.flows.hours import is_open
-from actors.flows.schema import Action, Flow, FlowsFile, Trigger
-from actors.outbound_content import Choice, Content
+from actors.conversation.flows.hours import is_open
+from actors.conversation.flows.schema import Action, Flow, FlowsFile, Trigger
+from actors.wire import Choice, Content
 
 CLOSED_NOTICE = "_closed_notice_day"
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
-from actors.flows.schema import DAYS, BusinessHours
+from actors.conversation.flows.schema import DAYS, BusinessHours
 
 
 def _span(text: str) -> tuple[time, time]:

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from actors.flows.schema import FlowsFile
+from actors.conversation.flows.schema import FlowsFile
 
 Path_ = tuple[str | int, ...]
 

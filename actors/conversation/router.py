@@ -15,8 +15,8 @@ from typing import Any
 
 import structlog
 
-from actors.metrics import ROUTER_OVERFLOW, ROUTER_QUEUE_DEPTH
-from actors.placement import shard_for
+from actors.conversation.metrics import ROUTER_OVERFLOW, ROUTER_QUEUE_DEPTH
+from actors.conversation.placement import shard_for
 from store.records import InboxItem
 
 log = structlog.get_logger(__name__)

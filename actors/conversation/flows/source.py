@@ -15,9 +15,9 @@ import asyncpg
 import structlog
 from redis.asyncio import Redis
 
-from actors.flows.engine import FlowEngine
-from actors.flows.loader import FlowFileError, load_flows, parse_flows
-from actors.flows.schema import FlowsFile
+from actors.conversation.flows.engine import FlowEngine
+from actors.conversation.flows.loader import FlowFileError, load_flows, parse_flows
+from actors.conversation.flows.schema import FlowsFile
 from store import app_settings
 
 log = structlog.get_logger(__name__)

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from actors.mailbox import Mailbox
+from actors.conversation.mailbox import Mailbox
 from store.records import ConversationSnapshot, InboxItem
 
 log = structlog.get_logger(__name__)

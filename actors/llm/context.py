@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from actors.faq import Faq
-from actors.messages import LLMRequest
+from actors.llm.faq import Faq
+from actors.wire import LLMRequest
 from config import Settings
 from store.records import Turn
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import asyncpg
 
-from actors.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
-from actors.flows.engine import FlowOutcome, TurnInput
-from actors.flows.source import FlowSource
-from actors.messages import LLMRequest, LLMResult
-from actors.reply_policy import decide
+from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
+from actors.conversation.flows.engine import FlowOutcome, TurnInput
+from actors.conversation.flows.source import FlowSource
+from actors.conversation.reply_policy import decide
+from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from store import conversations, message_updates
 from store.inbox import WorkState

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from actors.outbound_content import Content
+from actors.wire import Content
 
 WINDOW = timedelta(hours=24)
 REENGAGEMENT_ERROR = 131047

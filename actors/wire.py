@@ -1,8 +1,12 @@
-"""What a reply says, in WhatsApp's message kinds, validated before it is stored or sent.
+"""What crosses the Ray boundary between the gateway, the shards, the LLM pool and delivery.
 
-Limits from the Cloud API reference (messages, interactive object): at most 3 reply
-buttons with titles of at most 20 characters; a list has a button label of at most 20
-characters, at most 10 rows in all, row titles of at most 24 characters and
+Small frozen dataclasses: they pickle quickly and are sent in batches (DESIGN.md §2).
+`Content` is what a reply says; it travels as itself from the turn planner to the
+provider, and is turned into JSON only where it is stored and where it goes on the wire.
+
+Content limits from the Cloud API reference (messages, interactive object): at most 3
+reply buttons with titles of at most 20 characters; a list has a button label of at most
+20 characters, at most 10 rows in all, row titles of at most 24 characters and
 descriptions of at most 72; a text body of at most 4096 characters.
 """
 
@@ -11,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from store.records import Turn
 
 MAX_TEXT = 4096
 MAX_BUTTONS = 3
@@ -135,66 +141,45 @@ def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     return parts
 
 
-def cloud_api_body(content: Content, to: str) -> dict[str, Any]:
-    """The Cloud API /messages body for this content (text parts are sent one by one)."""
-    body: dict[str, Any] = {
-        "messaging_product": "whatsapp",
-        "recipient_type": "individual",
-        "to": to,
-    }
-    if content.kind == "text":
-        body.update(type="text", text={"body": content.text, "preview_url": False})
-    elif content.kind == "buttons":
-        body.update(
-            type="interactive",
-            interactive={
-                "type": "button",
-                "body": {"text": content.text},
-                "action": {
-                    "buttons": [
-                        {"type": "reply", "reply": {"id": c.id, "title": c.title}}
-                        for c in content.choices
-                    ]
-                },
-            },
-        )
-    elif content.kind == "list":
-        rows = [
-            {
-                "id": c.id,
-                "title": c.title,
-                **({"description": c.description} if c.description else {}),
-            }
-            for c in content.choices
-        ]
-        body.update(
-            type="interactive",
-            interactive={
-                "type": "list",
-                "body": {"text": content.text},
-                "action": {
-                    "button": content.list_button,
-                    "sections": [{"title": "Options", "rows": rows}],
-                },
-            },
-        )
-    else:
-        components = (
-            [
-                {
-                    "type": "body",
-                    "parameters": [{"type": "text", "text": p} for p in content.template_params],
-                }
-            ]
-            if content.template_params
-            else []
-        )
-        body.update(
-            type="template",
-            template={
-                "name": content.template_name,
-                "language": {"code": content.template_language},
-                "components": components,
-            },
-        )
-    return body
+@dataclass(frozen=True, slots=True)
+class LLMRequest:
+    request_id: int  # the inbound message id: unique, and it ties the answer to the message
+    history: tuple[Turn, ...]
+    text: str
+    trace: str | None = None  # the request id to log under
+
+
+@dataclass(frozen=True, slots=True)
+class LLMResult:
+    request_id: int
+    text: str
+    ok: bool
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cost: float | None = None
+    attempts: int = 1
+    latency_ms: float | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRequest:
+    request_id: int  # the outbound row id; it is also echoed as biz_opaque_callback_data
+    business_number: str
+    to: str
+    text: str
+    content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
+    trace: str | None = None  # the request id to log under
+    reply_context: str | None = None  # the inbound message id this reply should quote
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    request_id: int
+    ok: bool
+    provider_message_id: str | None = None
+    error_code: int | None = None
+    error_title: str | None = None
+    # A limit or an outage, not the message: the reply is still pending and worth retrying.
+    retryable: bool = False

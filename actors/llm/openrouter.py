@@ -27,12 +27,12 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
-from actors.llm_breaker import CircuitBreaker
-from actors.llm_clients import POLITE_FAILURE, InvalidCompletion, parse_completion
-from actors.llm_context import LLMProfile, build_messages, estimate_tokens
-from actors.llm_metrics import BREAKER_VALUE, LLMMetrics
-from actors.llm_ratelimit import ClusterRateLimiter, RateLimited
-from actors.messages import LLMRequest, LLMResult
+from actors.llm.breaker import CircuitBreaker
+from actors.llm.chat import POLITE_FAILURE
+from actors.llm.context import LLMProfile, build_messages, estimate_tokens
+from actors.llm.metrics import BREAKER_VALUE, LLMMetrics
+from actors.llm.ratelimit import ClusterRateLimiter, RateLimited
+from actors.wire import LLMRequest, LLMResult
 from config import Settings
 
 log = structlog.get_logger(__name__)
@@ -276,3 +276,22 @@ def _int(value: object) -> int | None:
 
 def _float(value: object) -> float | None:
     return float(value) if isinstance(value, int | float) else None
+
+
+class InvalidCompletion(ValueError):
+    """A 200 answer that is not a usable chat completion (empty, null, HTML, cut off)."""
+
+
+def parse_completion(body: Any) -> tuple[str, dict[str, Any]]:
+    """Return the reply text and the usage block, or raise InvalidCompletion."""
+    if not isinstance(body, dict):
+        raise InvalidCompletion("body is not a JSON object")
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise InvalidCompletion("no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise InvalidCompletion("empty or missing message content")
+    usage = body.get("usage")
+    return content.strip(), usage if isinstance(usage, dict) else {}

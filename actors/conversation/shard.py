@@ -1,7 +1,7 @@
 """ConversationShard: a Ray actor hosting many virtual conversation actors.
 
 The gateway's router sends it micro-batches of stored inbox items. Each item goes to
-its phone's virtual actor (actors.conversation), which handles it in order:
+its phone's virtual actor (actors.conversation.virtual), which handles it in order:
 reply policy, LLM pool (batched), outbound row (unique per inbound message),
 delivery (batched), then the inbox row is marked processed.
 
@@ -22,13 +22,13 @@ import ray
 import structlog
 from redis.asyncio import Redis
 
-from actors.abuse_limit import AbuseLimit
 from actors.batching import StreamBatcher
-from actors.conversation import VirtualConversation
-from actors.flows.source import FlowSource
-from actors.messages import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
-from actors.placement import shard_for
-from actors.turn import TurnPlanner, trace_of
+from actors.conversation.abuse_limit import AbuseLimit
+from actors.conversation.flows.source import FlowSource
+from actors.conversation.placement import shard_for
+from actors.conversation.turn import TurnPlanner, trace_of
+from actors.conversation.virtual import VirtualConversation
+from actors.wire import DeliveryRequest, DeliveryResult, LLMRequest, LLMResult
 from config import Settings
 from config.logs import configure_logging, mask_phone
 from store import conversations, inbox, live_events, outbound

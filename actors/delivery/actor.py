@@ -16,12 +16,11 @@ import structlog
 from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
-from actors.messages import DeliveryRequest, DeliveryResult
-from actors.meta_errors import ReEngagementRequired, SendError
-from actors.outbound_content import Content
-from actors.pacing import PacingTimeout, SendPacer
-from actors.providers import Provider, TextMessage, make_provider
-from actors.window_policy import WindowTemplate, as_template, choose
+from actors.delivery.pacing import PacingTimeout, SendPacer
+from actors.delivery.providers import Provider, TextMessage, make_provider
+from actors.delivery.providers.errors import ReEngagementRequired, SendError
+from actors.delivery.window_policy import WindowTemplate, as_template, choose
+from actors.wire import Content, DeliveryRequest, DeliveryResult
 from config import Settings
 from config.logs import configure_logging, mask_phone
 from store import app_settings, live_events, media, outbound

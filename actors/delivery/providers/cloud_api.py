@@ -1,44 +1,19 @@
-"""Delivery providers behind one interface, chosen by configuration in one place.
+"""Meta's WhatsApp Cloud API as a delivery provider.
 
-The Cloud API send: POST {graph}/{version}/{phone-number-id}/messages with a bearer
-token (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages).
+The send: POST {graph}/{version}/{phone-number-id}/messages with a bearer token
+(https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages).
 In sandbox mode the same client talks to the local Graph API fake.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
-from actors.meta_errors import SendError as SendError
-from actors.meta_errors import TransientError, error_for, with_retries
-from actors.outbound_content import Content, cloud_api_body, split_text
-from config import Settings
-
-
-@dataclass(frozen=True, slots=True)
-class TextMessage:
-    """One reply to send: plain text, or richer content (buttons, list, template)."""
-
-    business_number: str
-    to: str
-    text: str
-    callback_data: str
-    content: dict[str, Any] | None = None  # Content.to_payload(); None means plain text
-    # The customer's message this reply quotes (Cloud API `context.message_id`).
-    context_message_id: str | None = None
-
-
-class Provider(Protocol):
-    async def send_text(self, message: TextMessage) -> str:
-        """Send; return the provider's message id, or raise SendError."""
-
-    async def mark_read(self, business_number: str, message_id: str) -> None:
-        """Show the customer's message as read (blue ticks), where the provider can."""
-
-    async def close(self) -> None: ...
+from actors.delivery.providers.errors import SendError, TransientError, error_for, with_retries
+from actors.delivery.providers.protocol import TextMessage
+from actors.wire import Content, split_text
 
 
 class CloudApiProvider:
@@ -162,34 +137,66 @@ class CloudApiProvider:
             raise SendError("response has no message id", retryable=True) from exc
 
 
-SANDBOX_TOKEN = "sandbox-token"
-
-
-def make_provider(settings: Settings, *, sandbox_base_url: str | None = None) -> Provider:
-    """The one place that picks the delivery provider from configuration."""
-    if settings.uses_msg91:
-        from actors.msg91_provider import Msg91Provider
-
-        assert settings.msg91_auth_key is not None and settings.msg91_sender_id is not None
-        return Msg91Provider(
-            base_url=settings.msg91_base_url,
-            auth_key=settings.msg91_auth_key.get_secret_value(),
-            integrated_number=settings.msg91_sender_id,
-            timeout=settings.delivery_timeout_seconds,
+def cloud_api_body(content: Content, to: str) -> dict[str, Any]:
+    """The Cloud API /messages body for this content (text parts are sent one by one)."""
+    body: dict[str, Any] = {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": to,
+    }
+    if content.kind == "text":
+        body.update(type="text", text={"body": content.text, "preview_url": False})
+    elif content.kind == "buttons":
+        body.update(
+            type="interactive",
+            interactive={
+                "type": "button",
+                "body": {"text": content.text},
+                "action": {
+                    "buttons": [
+                        {"type": "reply", "reply": {"id": c.id, "title": c.title}}
+                        for c in content.choices
+                    ]
+                },
+            },
         )
-    if settings.uses_sandbox_delivery:
-        if sandbox_base_url is None:
-            raise ValueError("sandbox delivery needs the sandbox Graph API address")
-        return CloudApiProvider(
-            base_url=sandbox_base_url,
-            api_version=settings.whatsapp_api_version,
-            access_token=SANDBOX_TOKEN,
-            timeout=settings.delivery_timeout_seconds,
+    elif content.kind == "list":
+        rows = [
+            {
+                "id": c.id,
+                "title": c.title,
+                **({"description": c.description} if c.description else {}),
+            }
+            for c in content.choices
+        ]
+        body.update(
+            type="interactive",
+            interactive={
+                "type": "list",
+                "body": {"text": content.text},
+                "action": {
+                    "button": content.list_button,
+                    "sections": [{"title": "Options", "rows": rows}],
+                },
+            },
         )
-    assert settings.whatsapp_access_token is not None
-    return CloudApiProvider(
-        base_url=settings.whatsapp_graph_base_url,
-        api_version=settings.whatsapp_api_version,
-        access_token=settings.whatsapp_access_token.get_secret_value(),
-        timeout=settings.delivery_timeout_seconds,
-    )
+    else:
+        components = (
+            [
+                {
+                    "type": "body",
+                    "parameters": [{"type": "text", "text": p} for p in content.template_params],
+                }
+            ]
+            if content.template_params
+            else []
+        )
+        body.update(
+            type="template",
+            template={
+                "name": content.template_name,
+                "language": {"code": content.template_language},
+                "components": components,
+            },
+        )
+    return body

@@ -12,9 +12,9 @@ from typing import Any
 
 import aiohttp
 
-from actors.meta_errors import SendError, TransientError, with_retries
-from actors.outbound_content import Content, split_text
-from actors.providers import TextMessage
+from actors.delivery.providers.errors import SendError, TransientError, with_retries
+from actors.delivery.providers.protocol import TextMessage
+from actors.wire import Content, split_text
 
 SESSION_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/"
 BULK_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/bulk/"

@@ -1,0 +1,18 @@
+"""Delivery providers behind one interface: Meta's Cloud API, MSG91 and the sandbox."""
+
+from actors.delivery.providers.cloud_api import CloudApiProvider
+from actors.delivery.providers.errors import SendError
+from actors.delivery.providers.factory import make_provider
+from actors.delivery.providers.msg91 import Msg91Provider
+from actors.delivery.providers.protocol import Provider, TextMessage
+from actors.delivery.providers.sandbox import SANDBOX_TOKEN
+
+__all__ = [
+    "SANDBOX_TOKEN",
+    "CloudApiProvider",
+    "Msg91Provider",
+    "Provider",
+    "SendError",
+    "TextMessage",
+    "make_provider",
+]
