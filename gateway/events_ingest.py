@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from config.vocabulary import MessageStatus
 from gateway.events import Announcer
 from gateway.ingest import Ingest, PoolHolder
 from gateway.whatsapp import ParsedWebhook
@@ -48,7 +49,7 @@ class AnnouncingIngest(Ingest):
         for status in parsed.statuses:
             # Status webhooks name our message by its wamid; the pages refetch the thread.
             # "sent" was counted by the delivery actor when Meta accepted the send.
-            if status.status != "sent":
+            if status.status != MessageStatus.SENT:
                 self._announcer.count_status(status.status)
             self._announcer.announce(
                 "message.status", provider_message_id=status.provider_message_id,

@@ -22,6 +22,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from config.vocabulary import MessageStatus, ProviderName
 from gateway.ingest import StoreUnavailable
 from gateway.state import SERVICES
 from gateway.whatsapp import ParsedWebhook
@@ -29,8 +30,8 @@ from store.records import InboundMessage, StatusUpdate
 
 log = structlog.get_logger(__name__)
 PATH = "/api/webhooks/msg91"
-PROVIDER = "msg91"
-_STATUSES = {"sent", "delivered", "read", "failed"}
+PROVIDER = ProviderName.MSG91
+_STATUSES = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ, MessageStatus.FAILED}
 
 
 def _when(raw: object) -> datetime:

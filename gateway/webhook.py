@@ -13,6 +13,7 @@ import orjson
 import structlog
 from aiohttp import web
 
+from config.vocabulary import ProviderName
 from gateway.ingest import StoreUnavailable
 from gateway.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from gateway.signature import HEADER, is_valid
@@ -22,7 +23,7 @@ from gateway.whatsapp.normalize import PayloadError
 from store.records import WebhookEvent
 
 log = structlog.get_logger(__name__)
-SOURCE = "whatsapp_cloud"
+SOURCE = ProviderName.WHATSAPP_CLOUD
 # The log row for this request, completed with its latency once the answer is ready.
 EVENT = web.RequestKey("webhook_event", WebhookEvent)
 

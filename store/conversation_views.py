@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import asyncpg
 
+from config.vocabulary import MessageStatus
+
 SortKey = Literal["updated_at", "created_at", "id"]
 
 
@@ -190,9 +192,9 @@ async def messages_page(
 
 def _message(r: asyncpg.Record) -> MessageRow:
     if r["direction"] == "inbound":
-        statuses = [StatusEntry("received", r["created_at"])]
+        statuses = [StatusEntry(MessageStatus.RECEIVED, r["created_at"])]
         if r["processed_at"] is not None:
-            statuses.append(StatusEntry("processed", r["processed_at"]))
+            statuses.append(StatusEntry(MessageStatus.PROCESSED, r["processed_at"]))
     else:
         statuses = [
             StatusEntry(s["status"], datetime.fromisoformat(s["at"]), s["error_code"])

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from redis.asyncio import Redis
 
+from config.vocabulary import MessageStatus as S
+
 DEMO_BUSINESS_NUMBER = "100000000001"
 
 
@@ -94,7 +96,7 @@ async def seed(conn: asyncpg.Connection, business_number: str = DEMO_BUSINESS_NU
                     conversation_id, text, previous_inbound, at,
                 )  # fmt: skip
                 # Step by step, so the status history trigger records a realistic trail.
-                for status in ("sending", "sent", "delivered", "read")[: 3 + (i % 2)]:
+                for status in (S.SENDING, S.SENT, S.DELIVERED, S.READ)[: 3 + (i % 2)]:
                     await conn.execute(
                         """UPDATE messages SET status = $2, provider_message_id = $3
                            WHERE id = $1""",

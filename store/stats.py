@@ -7,6 +7,8 @@ from datetime import datetime
 
 import asyncpg
 
+from config.vocabulary import ConversationState
+
 
 @dataclass(frozen=True, slots=True)
 class MinuteCount:
@@ -66,7 +68,7 @@ async def compute(conn: asyncpg.Connection, *, minutes: int, primary_model: str)
     needs_human = await conn.fetchval(
         "SELECT count(*) FROM conversations WHERE needs_human AND state <> 'closed'"
     )
-    by_state = {"bot": 0, "human": 0, "closed": 0}
+    by_state: dict[str, int] = {state: 0 for state in ConversationState}
     by_state.update({r["state"]: r["n"] for r in states})
     return Stats(
         per_minute=[MinuteCount(r["minute"], r["inbound"], r["outbound"]) for r in per_minute],

@@ -8,10 +8,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from config.vocabulary import MessageType, ProviderName
 from gateway.whatsapp.models import Media, Message, MessagesValue, Status, WebhookPayload
 from store.records import InboundMessage, StatusUpdate
 
-PROVIDER = "whatsapp_cloud"
+PROVIDER = ProviderName.WHATSAPP_CLOUD
 
 
 class PayloadError(ValueError):
@@ -47,28 +48,28 @@ def message_text(message: Message) -> str | None:
     kind = message.type
     if message.text is not None:
         return message.text.body
-    if kind == "interactive" and message.interactive is not None:
+    if kind == MessageType.INTERACTIVE and message.interactive is not None:
         choice = message.interactive.button_reply or message.interactive.list_reply
         return choice.title if choice is not None else None
-    if kind == "button" and message.button is not None:
+    if kind == MessageType.BUTTON and message.button is not None:
         return message.button.text
     media: Media | None = getattr(message, kind, None) if kind in _MEDIA_TYPES else None
     if media is not None:
         return media.caption
-    if kind == "location" and message.location is not None:
+    if kind == MessageType.LOCATION and message.location is not None:
         loc = message.location
         label = ", ".join(p for p in (loc.name, loc.address) if p)
         return label or f"{loc.latitude},{loc.longitude}"
-    if kind == "reaction" and message.reaction is not None:
+    if kind == MessageType.REACTION and message.reaction is not None:
         return message.reaction.emoji or None
-    if kind == "contacts" and message.contacts:
+    if kind == MessageType.CONTACTS and message.contacts:
         names = [str(c.get("name", {}).get("formatted_name", "")) for c in message.contacts]
         return ", ".join(n for n in names if n) or None
-    if kind == "order" and message.order is not None:
+    if kind == MessageType.ORDER and message.order is not None:
         return message.order.text or None
-    if kind == "system" and message.system is not None:
+    if kind == MessageType.SYSTEM and message.system is not None:
         return message.system.body
-    if kind == "edit" and message.edit is not None and message.edit.message:
+    if kind == MessageType.EDIT and message.edit is not None and message.edit.message:
         inner: dict[str, Any] = message.edit.message
         body = inner.get("text", {}).get("body") if isinstance(inner.get("text"), dict) else None
         caption = (inner.get(str(inner.get("type")), {}) or {}).get("caption")
