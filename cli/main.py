@@ -4,6 +4,7 @@ wa-support serve      start Ray, the actors and the gateway (embedded defaults i
 wa-support migrate    apply the database migrations
 wa-support db seed    load demo conversations for a first look at the dashboard
 wa-support db reset   delete all data (asks first; refused in production)
+wa-support loadtest   simulated customers against a service, with a report
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_actions.add_parser("seed", help="load demo conversations")
     reset = db_actions.add_parser("reset", help="delete all data (asks for confirmation)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    loadtest = commands.add_parser("loadtest", help="simulated customers, with a report")
+    from cli.loadtest import add_arguments
+
+    add_arguments(loadtest)
     args = parser.parse_args(argv)
+    if args.command == "loadtest":
+        from cli.loadtest import run as run_loadtest
+
+        return run_loadtest(args)
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = load_settings(**overrides)
