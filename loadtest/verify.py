@@ -68,10 +68,12 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
             verdict.duplicated += count - 1
             verdict.note("duplicated", f"outbound {callback}: {count} times {str(text)[:40]!r}")
     highest: dict[str, int] = {}
+    first_copies: set[tuple[str | None, str | None]] = set()
     for reply in seen:
         seq = seq_of_callback.get(str(reply.callback))
-        if seq is None:
-            continue
+        if seq is None or (reply.callback, reply.text) in first_copies:
+            continue  # not ours, or a second copy, already counted as duplicated
+        first_copies.add((reply.callback, reply.text))
         if seq < highest.get(reply.to, 0):
             verdict.reordered += 1
             verdict.note("reordered", f"{reply.to}: #{seq} after #{highest[reply.to]}")
