@@ -12,6 +12,9 @@ from datetime import datetime
 
 import asyncpg
 
+from config.vocabulary import ConversationState
+from store import conversations
+
 
 @dataclass(frozen=True, slots=True)
 class ReplyTarget:
@@ -41,13 +44,10 @@ async def hand_to_human(
 
 
 async def return_to_bot(conn: asyncpg.Connection, conversation_id: int) -> bool:
-    result = await conn.execute(
-        """UPDATE conversations SET state = 'bot', needs_human = false, handoff_reason = NULL,
-                  updated_at = now()
-           WHERE id = $1""",
-        conversation_id,
+    """An operator hands back from any state (a closed one too); False: no such conversation."""
+    return await conversations.return_to_bot(
+        conn, conversation_id, from_states=tuple(ConversationState)
     )
-    return bool(result.endswith(" 1"))
 
 
 async def close(conn: asyncpg.Connection, conversation_id: int) -> bool:

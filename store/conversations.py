@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import asyncpg
 
+from config.vocabulary import ConversationState
 from store.records import Turn
-
-
-async def state_of(conn: asyncpg.Connection, conversation_id: int) -> str | None:
-    value = await conn.fetchval("SELECT state FROM conversations WHERE id = $1", conversation_id)
-    return str(value) if value is not None else None
 
 
 async def recent_turns(
@@ -52,13 +49,25 @@ async def flag_for_human(conn: asyncpg.Connection, conversation_id: int, reason:
     )
 
 
-async def return_to_bot(conn: asyncpg.Connection, conversation_id: int) -> None:
-    await conn.execute(
+async def return_to_bot(
+    conn: asyncpg.Connection,
+    conversation_id: int,
+    *,
+    from_states: Collection[ConversationState] = (ConversationState.HUMAN,),
+) -> bool:
+    """Give the conversation back to the bot, if it is in one of `from_states`.
+
+    The hand-off is forgotten with it (reason and time), so a later hand-off's idle time
+    counts from that hand-off, not from this one.
+    """
+    result = await conn.execute(
         """UPDATE conversations SET state = 'bot', needs_human = false, handoff_reason = NULL,
                   handoff_at = NULL, updated_at = now()
-           WHERE id = $1 AND state = 'human'""",
+           WHERE id = $1 AND state = ANY($2::text[])""",
         conversation_id,
+        [str(s) for s in from_states],
     )
+    return bool(result.endswith(" 1"))
 
 
 async def save_flow(

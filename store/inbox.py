@@ -159,14 +159,6 @@ def _as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-async def processed_ids(conn: asyncpg.Connection, message_ids: Sequence[int]) -> set[int]:
-    rows = await conn.fetch(
-        "SELECT id FROM messages WHERE id = ANY($1::bigint[]) AND processed_at IS NOT NULL",
-        list(message_ids),
-    )
-    return {r["id"] for r in rows}
-
-
 async def mark_processed(conn: asyncpg.Connection, message_ids: Sequence[int]) -> None:
     await conn.execute(
         """UPDATE messages SET processed_at = now(), status = 'processed', updated_at = now()

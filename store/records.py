@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from config.vocabulary import ProviderName
+
 Role = Literal["user", "assistant"]
 
 
@@ -52,7 +54,7 @@ class InboxItem:
     type: str
     text: str | None
     provider_message_id: str
-    provider: str = "whatsapp_cloud"
+    provider: str = ProviderName.WHATSAPP_CLOUD
     # The message as the provider sent it: reaction targets, button ids, media ids live here.
     payload: dict[str, Any] = field(default_factory=dict)
     request_id: str | None = None

@@ -27,13 +27,3 @@ async def record(conn: asyncpg.Connection, events: Sequence[WebhookEvent]) -> No
         [e.status_count for e in events],
         [(e.detail or "")[:500] or None for e in events],
     )
-
-
-async def recent(conn: asyncpg.Connection, limit: int = 100) -> list[WebhookEvent]:
-    rows = await conn.fetch(
-        """SELECT source, kind, outcome, http_status, latency_ms, message_count, status_count,
-                  detail
-           FROM webhook_events ORDER BY id DESC LIMIT $1""",
-        limit,
-    )
-    return [WebhookEvent(**dict(r)) for r in rows]

@@ -16,6 +16,7 @@ from actors.conversation.flows.source import FlowSource
 from config.settings import DEFAULT_FLOWS
 from fakes.graph_api import GraphApiFake
 from store import app_settings
+from store.settings_watch import SettingsWatcher
 from tests.support import WebhookClient, envelope, eventually, message, new_phone, text_message
 
 # Tuesday 2026-11-24 10:00 in Berlin is open; Sunday is closed all day.
@@ -108,7 +109,8 @@ async def test_the_flows_file_is_reloaded_when_it_changes_and_a_bad_edit_keeps_t
 ) -> None:
     path = tmp_path / "flows.yaml"
     path.write_text("flows: [{name: a, trigger: {keyword: ping}, actions: [{reply: pong}]}]")
-    source = FlowSource(path, db=db, redis=redis, prefix=redis_prefix, refresh_seconds=0)
+    watcher = SettingsWatcher(db, redis, prefix=redis_prefix, refresh_seconds=0)
+    source = FlowSource(path, watcher, refresh_seconds=0)
     outcome = (await source.engine()).respond(turn("ping"), None, {})
     assert outcome is not None and outcome.content.text == "pong"  # type: ignore[union-attr]
 

@@ -107,7 +107,7 @@ async def test_openrouter_requests_carry_the_documented_headers_and_fields(
 async def test_offline_responder_answers_faq_questions_and_falls_back_otherwise(
     settings: Settings,
 ) -> None:
-    profile = LLMProfile.from_settings(settings, {})
+    profile = LLMProfile.from_settings(settings)
     responder = OfflineResponder()
 
     async def answer(text: str) -> str:

@@ -212,9 +212,7 @@ def test_context_trimming_keeps_the_newest_turns_within_the_budget(settings: Set
     ]
     kept = trim_history(history, budget=36)  # each turn is 12 estimated tokens
     assert [t.text[:7] for t in kept] == ["turn 07", "turn 08", "turn 09"]
-    profile = LLMProfile.from_settings(
-        settings.model_copy(update={"llm_context_token_budget": 36}), {}
-    )
+    profile = LLMProfile.from_settings(settings.model_copy(update={"llm_context_token_budget": 36}))
     messages = build_messages(profile, LLMRequest(1, tuple(history), "now"), "any/model")
     assert [m["content"][:7] for m in messages[1:]] == ["turn 07", "turn 08", "turn 09", "now"]
 

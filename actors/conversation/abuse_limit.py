@@ -2,8 +2,8 @@
 
 A phone may send `limit` messages per fixed window (10 a minute by default, as the seed
 had it). Messages past it are stored but not answered by the LLM; the customer gets at
-most one "please slow down" per window. Message ids go in a sorted set, not a counter:
-a message's rank in its window decides, so a replayed message gets the same verdict.
+most one "please slow down" per window. A message's rank in its window decides
+(store.abuse_counter), so a replayed message gets the same verdict.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import time
 from enum import StrEnum
 
 from redis.asyncio import Redis
+
+from store.abuse_counter import AbuseCounter
 
 SLOW_DOWN = (
     "You're sending messages faster than we can answer them. Please wait a minute, "
@@ -27,8 +29,7 @@ class Verdict(StrEnum):
 
 class AbuseLimit:
     def __init__(self, redis: Redis, *, prefix: str, limit: int = 10, window: int = 60) -> None:
-        self._redis = redis
-        self._prefix = prefix
+        self._counter = AbuseCounter(redis, prefix=prefix, window=window)
         self._limit = limit
         self._window = window
 
@@ -36,17 +37,8 @@ class AbuseLimit:
         if self._limit <= 0:
             return Verdict.ALLOW
         slot = int(time.time() // self._window)
-        key = f"{self._prefix}abuse:{business_number}:{phone}:{slot}"
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {str(message_id): message_id}, nx=True)
-            pipe.expire(key, self._window * 2)
-            pipe.zrank(key, str(message_id))
-            _, _, rank = await pipe.execute()
-        if int(rank) < self._limit:
+        if await self._counter.rank(business_number, phone, slot, message_id) < self._limit:
             return Verdict.ALLOW
-        warned = await self._redis.set(f"{key}:warned", message_id, nx=True, ex=self._window * 2)
-        if warned:
-            return Verdict.WARN
         # The same message replayed after it was the one that warned still warns.
-        holder = await self._redis.get(f"{key}:warned")
-        return Verdict.WARN if holder is not None and int(holder) == message_id else Verdict.DROP
+        warned = await self._counter.holds_warning(business_number, phone, slot, message_id)
+        return Verdict.WARN if warned else Verdict.DROP

@@ -10,13 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from config.vocabulary import MEDIA_TYPES, MessageType
 from store.records import InboxItem
 
 UNDERSTOOD = "text messages, button and list choices, and captions on photos or documents"
 
-_SILENT = frozenset({"reaction", "revoke", "edit", "system", "ephemeral"})
-_MEDIA = frozenset({"image", "video", "audio", "document", "sticker"})
-_TEXTUAL = frozenset({"text", "interactive", "button"})
+# "ephemeral" is no MessageType; it stays silent as it always did.
+_SILENT = frozenset(
+    {MessageType.REACTION, MessageType.REVOKE, MessageType.EDIT, MessageType.SYSTEM, "ephemeral"}
+)
+# Messages whose text is the customer's words: the LLM's input, a flow's keyword or answer.
+TEXTUAL = frozenset({MessageType.TEXT, MessageType.INTERACTIVE, MessageType.BUTTON})
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +33,19 @@ def decide(item: InboxItem) -> Decision:
     text = (item.text or "").strip()
     if item.type in _SILENT:
         return Decision("none")
-    if item.type in _TEXTUAL and text:
+    if item.type in TEXTUAL and text:
         return Decision("llm", text)
-    if item.type in _MEDIA:
+    if item.type in MEDIA_TYPES:
         if text:
             return Decision("llm", text)
         return Decision(
             "canned", f"Thanks, we received your {item.type}. How can we help you with it?"
         )
-    if item.type == "location":
+    if item.type == MessageType.LOCATION:
         return Decision("canned", "Thanks for sharing your location. How can we help?")
-    if item.type == "contacts":
+    if item.type == MessageType.CONTACTS:
         return Decision("canned", "Thanks, we received the contact details you shared.")
-    if item.type == "order":
+    if item.type == MessageType.ORDER:
         return Decision(
             "canned", "Thank you for your order! We have received it and will confirm shortly."
         )

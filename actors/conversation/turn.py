@@ -19,9 +19,10 @@ import asyncpg
 from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
 from actors.conversation.flows.engine import FlowOutcome, TurnInput
 from actors.conversation.flows.source import FlowSource
-from actors.conversation.reply_policy import decide
+from actors.conversation.reply_policy import TEXTUAL, decide
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
+from config.vocabulary import ConversationState, MessageType
 from store import conversations, message_updates
 from store.inbox import WorkState
 from store.outbound import NewReply
@@ -85,25 +86,25 @@ class TurnPlanner:
     async def _apply_effects(self, item: InboxItem) -> None:
         payload: dict[str, Any] = item.payload
         async with self._pool.acquire() as conn:
-            if item.type == "reaction":
+            if item.type == MessageType.REACTION:
                 reaction = payload.get("reaction") or {}
                 if target := reaction.get("message_id"):
                     await message_updates.set_reaction(
                         conn, item.conversation_id, target, reaction.get("emoji")
                     )
-            elif item.type == "edit":
+            elif item.type == MessageType.EDIT:
                 if target := (payload.get("edit") or {}).get("original_message_id"):
                     await message_updates.apply_edit(conn, item.conversation_id, target, item.text)
-            elif item.type == "revoke":
+            elif item.type == MessageType.REVOKE:
                 if target := (payload.get("revoke") or {}).get("original_message_id"):
                     await message_updates.apply_revoke(conn, item.conversation_id, target)
 
     async def _bot_may_answer(self, item: InboxItem, work: WorkState) -> bool:
-        if work.conversation_state == "bot":
+        if work.conversation_state == ConversationState.BOT:
             return True
         idle_limit = self._settings.human_idle_return_seconds
         if (
-            work.conversation_state == "human"
+            work.conversation_state == ConversationState.HUMAN
             and idle_limit > 0
             and work.human_idle_seconds is not None
             and work.human_idle_seconds >= idle_limit
@@ -117,7 +118,7 @@ class TurnPlanner:
     def _asks_for_person(self, item: InboxItem) -> bool:
         return (
             self._handoff is not None
-            and item.type == "text"
+            and item.type == MessageType.TEXT
             and bool(item.text)
             and self._handoff.search(item.text or "") is not None
         )
@@ -129,7 +130,7 @@ class TurnPlanner:
         assert self._flows is not None
         engine = await self._flows.engine()
         turn = TurnInput(
-            text=item.text if item.type in ("text", "interactive", "button") else None,
+            text=item.text if item.type in TEXTUAL else None,
             choice_id=choice_id(item.payload),
             first_message=work.first_message,
             now=self._clock(),

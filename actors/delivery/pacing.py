@@ -13,7 +13,7 @@ import time
 
 from redis.asyncio import Redis
 
-from actors.rate_bucket import OverLimit, RedisTokenBucket
+from store.rate_bucket import OverLimit, RedisTokenBucket
 
 
 class PacingTimeout(Exception):

@@ -1,21 +1,20 @@
 """What the model is told: the profile (prompt, FAQ, models) and the trimmed conversation.
 
 The profile starts from the environment and the FAQ file; operator-edited settings
-(`store.app_settings`: system_prompt, models, faq) replace those parts at run time.
+(system_prompt, models, faq, read through store.settings_watch) replace those parts at
+run time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import yaml
 
 from actors.llm.faq import Faq
 from actors.wire import LLMRequest
 from config import Settings
 from store.records import Turn
+from store.settings_watch import LiveSettings
 
 Message = dict[str, str]
 
@@ -38,36 +37,21 @@ class LLMProfile:
         return f"{self.system_prompt}\n\n{self.faq.as_prompt()}".strip()
 
     @classmethod
-    def from_settings(cls, settings: Settings, overrides: Mapping[str, Any]) -> LLMProfile:
-        faq = _faq(overrides.get("faq")) or Faq.load(settings.faq_path)
-        models = _models(overrides.get("models")) or tuple(settings.models)
-        prompt = overrides.get("system_prompt")
+    def from_settings(cls, settings: Settings, live: LiveSettings | None = None) -> LLMProfile:
+        """The environment's profile, with the operator's live settings over it."""
+        live = live or LiveSettings()
+        faq = live.faq
+        models = live.models
         return cls(
-            system_prompt=prompt if isinstance(prompt, str) and prompt else settings.system_prompt,
-            faq=faq,
-            models=models,
+            system_prompt=live.system_prompt or settings.system_prompt,
+            # An operator FAQ with no entries would leave the model nothing: keep the file's.
+            faq=Faq.from_shape(faq)
+            if faq is not None and faq.entries
+            else Faq.load(settings.faq_path),
+            models=(models.primary, *models.fallbacks) if models else tuple(settings.models),
             no_system_models=frozenset(settings.llm_no_system_models),
             token_budget=settings.llm_context_token_budget,
         )
-
-
-def _faq(value: Any) -> Faq | None:
-    if isinstance(value, str):
-        value = yaml.safe_load(value)
-    return Faq.from_mapping(value) if isinstance(value, Mapping) and value.get("entries") else None
-
-
-def _models(value: Any) -> tuple[str, ...] | None:
-    if isinstance(value, Mapping):
-        primary = value.get("primary")
-        fallbacks = value.get("fallbacks") or []
-        chain = [primary, *fallbacks] if primary else list(fallbacks)
-    elif isinstance(value, Sequence) and not isinstance(value, str):
-        chain = list(value)
-    else:
-        return None
-    cleaned = tuple(str(m).strip() for m in chain if str(m).strip())
-    return cleaned or None
 
 
 def trim_history(history: Sequence[Turn], budget: int) -> list[Turn]:

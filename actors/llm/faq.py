@@ -11,6 +11,8 @@ from typing import Any
 import yaml
 from rank_bm25 import BM25Okapi
 
+from config import operator_settings
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 _STOP = frozenset(
     "a an and are can do does i is it me my of on or the to we what when where which who "
@@ -50,6 +52,16 @@ class Faq:
             entries=tuple(
                 FaqEntry(str(e["question"]), str(e["answer"])) for e in data.get("entries", [])
             ),
+        )
+
+    @classmethod
+    def from_shape(cls, shape: operator_settings.Faq) -> Faq:
+        """From the operator's FAQ, as the settings API validated and stored it."""
+        return cls(
+            business_name=shape.business.name,
+            business_description=shape.business.description,
+            fallback=shape.fallback,
+            entries=tuple(FaqEntry(e.question, e.answer) for e in shape.entries),
         )
 
     def as_prompt(self) -> str:

@@ -2,13 +2,12 @@
 
 Shards send it batches; it answers each request as soon as that one is ready (a
 streaming generator), so one slow completion never holds back the rest. It reloads
-the operator-edited prompt, models and FAQ when their change counter moves.
+the operator-edited prompt, models and FAQ when the settings watcher sees them change.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,8 +25,8 @@ from actors.llm.ratelimit import ClusterRateLimiter
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from config.logs import configure_logging
-from store import app_settings
 from store.db import create_pool
+from store.settings_watch import SettingsWatcher
 
 
 class LLMPool:
@@ -39,10 +38,10 @@ class LLMPool:
         self._lock = asyncio.Lock()
         self._started = False
         self._version = -1
-        self._checked_at = 0.0
         self.metrics = LLMMetrics()
         self._redis: Redis
         self._db: asyncpg.Pool
+        self._watcher: SettingsWatcher
         self._client: ChatClient
         self._profile: LLMProfile
 
@@ -55,6 +54,12 @@ class LLMPool:
             s = self._settings
             self._redis = Redis.from_url(self._redis_url)
             self._db = await create_pool(self._database_url, min_size=1, max_size=2)
+            self._watcher = SettingsWatcher(
+                self._db,
+                self._redis,
+                prefix=s.redis_key_prefix,
+                refresh_seconds=s.settings_refresh_seconds,
+            )
             if s.uses_offline_responder:
                 self._client = OfflineResponder()
             else:
@@ -67,21 +72,16 @@ class LLMPool:
                     max_wait=s.llm_rate_max_wait_seconds,
                 )
                 self._client = OpenRouterClient(s, limiter, self.metrics)
-            self._profile = LLMProfile.from_settings(s, {})
+            self._profile = LLMProfile.from_settings(s)
             self._started = True
         await self.profile()
 
     async def profile(self) -> LLMProfile:
         """The current profile; operator edits show up within `settings_refresh_seconds`."""
-        now = time.monotonic()
-        if now - self._checked_at >= self._settings.settings_refresh_seconds:
-            self._checked_at = now
-            version = await app_settings.version(self._redis, self._settings.redis_key_prefix)
-            if version != self._version:
-                async with self._db.acquire() as conn:
-                    overrides = await app_settings.load_all(conn)
-                self._profile = LLMProfile.from_settings(self._settings, overrides)
-                self._version = version
+        live = await self._watcher.current()
+        if live.version != self._version:
+            self._profile = LLMProfile.from_settings(self._settings, live)
+            self._version = live.version
         return self._profile
 
     async def ping(self) -> str:

@@ -1,6 +1,6 @@
 """Requests- and tokens-per-minute limits that hold across every LLM actor on every node.
 
-Each (model, kind) has a token bucket in Redis (actors.rate_bucket), so two actors can
+Each (model, kind) has a token bucket in Redis (store.rate_bucket), so two actors can
 never both spend the same allowance.
 """
 
@@ -10,7 +10,7 @@ import time
 
 from redis.asyncio import Redis
 
-from actors.rate_bucket import OverLimit, RedisTokenBucket
+from store.rate_bucket import OverLimit, RedisTokenBucket
 
 
 class RateLimited(Exception):
@@ -34,10 +34,6 @@ class ClusterRateLimiter:
         self._tpm = tokens_per_minute
         self._burst = burst_seconds
         self._max_wait = max_wait
-
-    @property
-    def enabled(self) -> bool:
-        return self._rpm > 0 or self._tpm > 0
 
     async def acquire(self, model: str, tokens: int) -> None:
         """Wait for one request and `tokens` tokens of `model`'s allowance, or raise."""

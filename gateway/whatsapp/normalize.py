@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from config.vocabulary import MessageType, ProviderName
+from config.vocabulary import MEDIA_TYPES, MessageType, ProviderName
 from gateway.whatsapp.models import Media, Message, MessagesValue, Status, WebhookPayload
 from store.records import InboundMessage, StatusUpdate
 
@@ -53,7 +53,7 @@ def message_text(message: Message) -> str | None:
         return choice.title if choice is not None else None
     if kind == MessageType.BUTTON and message.button is not None:
         return message.button.text
-    media: Media | None = getattr(message, kind, None) if kind in _MEDIA_TYPES else None
+    media: Media | None = getattr(message, kind, None) if kind in MEDIA_TYPES else None
     if media is not None:
         return media.caption
     if kind == MessageType.LOCATION and message.location is not None:
@@ -76,9 +76,6 @@ def message_text(message: Message) -> str | None:
         edited = body or caption
         return str(edited) if edited else None
     return None
-
-
-_MEDIA_TYPES = frozenset({"image", "video", "audio", "document", "sticker"})
 
 
 def _inbound(value: MessagesValue, message: Message) -> InboundMessage:

@@ -1,8 +1,10 @@
 """Where the flows come from, reloaded without a restart.
 
 The flows file (FLOWS_PATH) is read again when it changes on disk; an operator's flows
-(setting `flows`, YAML text, saved through the settings API) replace it when present.
-A flows document that fails validation is logged and the last good one stays in force.
+(setting `flows`, YAML text, saved through the settings API and read through the
+shared settings watcher) replace it when present. The flows document has a schema of its
+own (flows/schema.py), so it is taken raw and validated here. A flows document that
+fails validation is logged and the last good one stays in force.
 """
 
 from __future__ import annotations
@@ -11,32 +13,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import structlog
-from redis.asyncio import Redis
 
 from actors.conversation.flows.engine import FlowEngine
 from actors.conversation.flows.loader import FlowFileError, load_flows, parse_flows
 from actors.conversation.flows.schema import FlowsFile
-from store import app_settings
+from store.settings_watch import SettingsWatcher
 
 log = structlog.get_logger(__name__)
 
 
 class FlowSource:
     def __init__(
-        self,
-        path: Path | None,
-        *,
-        db: asyncpg.Pool,
-        redis: Redis,
-        prefix: str,
-        refresh_seconds: float = 1.0,
+        self, path: Path | None, settings: SettingsWatcher, *, refresh_seconds: float = 1.0
     ) -> None:
         self._path = path
-        self._db = db
-        self._redis = redis
-        self._prefix = prefix
+        self._settings = settings
+        # The file's mtime is checked as often as the watcher checks its counter.
         self._refresh = refresh_seconds
         self._checked_at = float("-inf")
         self._seen: tuple[float | None, int] | None = None
@@ -50,15 +43,13 @@ class FlowSource:
         mtime = (
             self._path.stat().st_mtime if self._path is not None and self._path.exists() else None
         )
-        version = await app_settings.version(self._redis, self._prefix)
-        if (mtime, version) != self._seen:
-            self._seen = (mtime, version)
-            await self._reload()
+        live = await self._settings.current()
+        if (mtime, live.version) != self._seen:
+            self._seen = (mtime, live.version)
+            self._reload(live.raw("flows"))
         return self._engine
 
-    async def _reload(self) -> None:
-        async with self._db.acquire() as conn:
-            override: Any = (await app_settings.load_all(conn)).get("flows")
+    def _reload(self, override: Any) -> None:
         try:
             if isinstance(override, str) and override.strip():
                 flows = parse_flows(override, "settings:flows")
