@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
-from store import inbox
+from store import agent_actions, conversations, inbox
 from store.migrate import load_migrations, migrate
 from store.records import InboundMessage
 from tests.support import BUSINESS_NUMBER, new_phone, new_wamid
@@ -114,3 +114,29 @@ async def test_a_customer_writing_to_a_closed_conversation_reopens_it(db: asyncp
             "SELECT state FROM conversations WHERE id = $1", item.conversation_id
         )
     assert state == "bot"
+
+
+async def test_return_to_bot_idle_only_from_human_operator_from_any_state(
+    db: asyncpg.Pool,
+) -> None:
+    async with db.acquire() as conn:
+        [item] = await inbox.insert_inbound(conn, [_message(new_phone(), "hello")])
+        cid = item.conversation_id
+
+        async def state() -> tuple[str, object]:
+            row = await conn.fetchrow(
+                "SELECT state, handoff_at FROM conversations WHERE id = $1", cid
+            )
+            return row["state"], row["handoff_at"]
+
+        await conversations.flag_for_human(conn, cid, "customer_asked")
+        assert (await state())[1] is not None
+        assert await conversations.return_to_bot(conn, cid)
+        assert await state() == ("bot", None)
+        await agent_actions.close(conn, cid)
+        assert not await conversations.return_to_bot(conn, cid)  # the idle return: human only
+        assert (await state())[0] == "closed"
+        assert await agent_actions.return_to_bot(conn, cid)  # an operator: from closed too
+        assert (await state())[0] == "bot"
+        assert await agent_actions.return_to_bot(conn, cid)  # and from bot, as before
+        assert not await agent_actions.return_to_bot(conn, -1)
