@@ -1,26 +1,22 @@
-"""Serve the actors' Prometheus metrics from the gateway's /metrics.
+"""Prometheus text from metric families gathered before the scrape.
 
-Actors run in Ray worker processes, possibly on other nodes, where nothing scrapes them.
-At scrape time the gateway asks each actor for its metric families (one batched round
-of Ray calls, bounded by a timeout) and renders them with an `actor` label, so the
-families of several actors of one kind merge into one series set.
+The gateway renders families it computed itself (the cluster's counters in Redis, the
+shards' gauges) and families the actors sent it (actors.client.render_actor_metrics);
+both go through one collector here.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator, Mapping
-from typing import Any
 
-import structlog
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-log = structlog.get_logger(__name__)
 
+class Families(Collector):
+    """A collector that yields metric families computed before the scrape."""
 
-class _Families(Collector):
     def __init__(self, families: list[Metric]) -> None:
         self._families = families
 
@@ -28,7 +24,14 @@ class _Families(Collector):
         yield from self._families
 
 
+def render_families(families: list[Metric]) -> bytes:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Families(families))
+    return generate_latest(registry)
+
+
 def merge(per_actor: Mapping[str, list[Metric]]) -> list[Metric]:
+    """One family per name, each sample labelled with the actor that reported it."""
     merged: dict[str, Metric] = {}
     for actor, families in per_actor.items():
         for family in families:
@@ -40,21 +43,3 @@ def merge(per_actor: Mapping[str, list[Metric]]) -> list[Metric]:
                     sample.name, {**sample.labels, "actor": actor}, sample.value, sample.timestamp
                 )
     return list(merged.values())
-
-
-async def render_actor_metrics(actors: Mapping[str, Any], *, wait: float = 2.0) -> bytes:
-    """Prometheus text of every actor that answers in time; the others are logged and skipped."""
-    names = list(actors)
-    results = await asyncio.gather(
-        *(asyncio.wait_for(actors[n].metric_families.remote(), wait) for n in names),
-        return_exceptions=True,
-    )
-    answered: dict[str, list[Metric]] = {}
-    for name, result in zip(names, results, strict=True):
-        if isinstance(result, BaseException):
-            log.warning("actor_metrics_unavailable", actor=name, error=repr(result)[:200])
-        else:
-            answered[name] = result
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(merge(answered)))
-    return generate_latest(registry)

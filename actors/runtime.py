@@ -8,11 +8,11 @@ any one gateway; with a local Ray they die with it.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import ray
 
+from actors.client import ActorClient, DeliveryHandle, LLMHandle, ShardHandle
 from actors.conversation import ConversationShard
 from actors.delivery import DeliveryActor
 from actors.llm import LLMPool
@@ -38,28 +38,6 @@ def init_ray(settings: Settings) -> None:
         log_to_driver=False,
         configure_logging=False,
     )
-
-
-@dataclass
-class ActorSet:
-    shards: list[Any]
-    llm: list[Any]
-    delivery: list[Any]
-
-    def all(self) -> list[Any]:
-        return [*self.shards, *self.llm, *self.delivery]
-
-    async def ping(self) -> None:
-        """Wait until every actor answers; shards replay their unprocessed inbox here."""
-        await _gather([a.ping.remote() for a in self.all()])
-
-    def kill(self) -> None:
-        for actor in self.all():
-            ray.kill(actor, no_restart=True)
-
-
-async def _gather(refs: list[Any]) -> list[Any]:
-    return [await ref for ref in refs]
 
 
 def _actor_class(cls: type) -> Any:
@@ -93,30 +71,45 @@ def start_actors(
     redis_url: str,
     sandbox_base_url: str | None = None,
     prefix: str = "",
-) -> ActorSet:
+) -> ActorClient:
     llm_names = [f"{prefix}llm-{i}" for i in range(settings.llm_actor_count)]
     delivery_names = [f"{prefix}delivery-{i}" for i in range(settings.delivery_actor_count)]
     # LLM and delivery calls are not retried by Ray: a lost answer fails the shard's
     # request, which retries it itself, keyed by message id.
     llm = [
-        _actor_class(LLMPool)
-        .options(**_options(settings, n, retries=0))
-        .remote(settings, database_url, redis_url)
+        cast(
+            LLMHandle,
+            _actor_class(LLMPool)
+            .options(**_options(settings, n, retries=0))
+            .remote(settings, database_url, redis_url),
+        )
         for n in llm_names
     ]
     delivery = [
-        _actor_class(DeliveryActor)
-        .options(**_options(settings, n, retries=0))
-        .remote(settings, database_url, sandbox_base_url, redis_url)
+        cast(
+            DeliveryHandle,
+            _actor_class(DeliveryActor)
+            .options(**_options(settings, n, retries=0))
+            .remote(settings, database_url, sandbox_base_url, redis_url),
+        )
         for n in delivery_names
     ]
     shards = [
         # A shard's deliver() is idempotent, so Ray may re-run it after a restart.
-        _actor_class(ConversationShard)
-        .options(**_options(settings, f"{prefix}shard-{i}", retries=-1))
-        .remote(
-            settings, i, settings.shard_count, database_url, redis_url, llm_names, delivery_names
+        cast(
+            ShardHandle,
+            _actor_class(ConversationShard)
+            .options(**_options(settings, f"{prefix}shard-{i}", retries=-1))
+            .remote(
+                settings,
+                i,
+                settings.shard_count,
+                database_url,
+                redis_url,
+                llm_names,
+                delivery_names,
+            ),
         )
         for i in range(settings.shard_count)
     ]
-    return ActorSet(shards=shards, llm=llm, delivery=delivery)
+    return ActorClient(shards=shards, llm=llm, delivery=delivery)

@@ -10,9 +10,10 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
 from actors.delivery.providers import SANDBOX_TOKEN
-from actors.runtime import ActorSet, init_ray, start_actors
+from actors.runtime import init_ray, start_actors
 from cli.loop import run as run_loop
 from config import Settings
 from fakes.graph_api import GraphApiFake
@@ -48,7 +49,7 @@ async def run_migrations(settings: Settings, database_url: str | None = None) ->
 
 def serve(settings: Settings) -> int:
     embedded = EmbeddedServers()
-    actors: ActorSet | None = None
+    actors: ActorClient | None = None
     try:
         database_url, redis_url = resolve_servers(settings, embedded)
         asyncio.run(run_migrations(settings, database_url))
@@ -74,7 +75,7 @@ def serve(settings: Settings) -> int:
 
 
 async def _run_gateway(
-    settings: Settings, actors: ActorSet, database_url: str, redis_url: str, base: str
+    settings: Settings, actors: ActorClient, database_url: str, redis_url: str, base: str
 ) -> None:
     router = ShardRouter(
         actors.shards,

@@ -21,7 +21,7 @@ from gateway.request_context import request_context
 from gateway.state import SERVICES, Dispatcher, Services
 
 if TYPE_CHECKING:
-    from actors.runtime import ActorSet
+    from actors.client import ActorClient
 
 WEBHOOK_PATH = "/api/webhooks/whatsapp-business"
 
@@ -41,7 +41,7 @@ def create_app(
     *,
     database_url: str,
     redis_url: str | None = None,
-    actors: ActorSet | None = None,
+    actors: ActorClient | None = None,
     sandbox_base_url: str | None = None,
 ) -> web.Application:
     """The gateway. Without Redis it still ingests webhooks; without actor handles the

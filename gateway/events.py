@@ -12,12 +12,11 @@ import asyncio
 import contextlib
 from typing import Any
 
-import orjson
 import structlog
 from redis.asyncio import Redis
 
 from gateway.background import BackgroundTask
-from store.live_events import channel
+from store import live_events
 
 log = structlog.get_logger(__name__)
 
@@ -29,15 +28,10 @@ CLOSE = b""
 class LiveEvents:
     def __init__(self, redis: Redis, prefix: str, *, queue_size: int = 256) -> None:
         self._redis = redis
-        self._channel = channel(prefix)
+        self._prefix = prefix
         self._queue_size = queue_size
         self._clients: set[asyncio.Queue[bytes]] = set()
         self._background = BackgroundTask("live-events")
-        self.ready = asyncio.Event()
-
-    @property
-    def client_count(self) -> int:
-        return len(self._clients)
 
     def start(self) -> None:
         self._background.start(self._listen)
@@ -69,29 +63,17 @@ class LiveEvents:
 
     async def _listen(self) -> None:
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._channel)
-                self.ready.set()
-                async for message in pubsub.listen():
-                    data = message.get("data")
-                    if isinstance(data, bytes):
+                async with live_events.subscription(self._redis, self._prefix) as events:
+                    async for data in events:
                         self.dispatch(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Redis restarted or the connection dropped: clients resync once we are back.
                 log.warning("live_events_subscription_lost", error=repr(exc))
-                self.ready.clear()
                 await asyncio.sleep(1.0)
                 self.dispatch(RESYNC)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
-def encode(kind: str, **fields: Any) -> bytes:
-    return orjson.dumps({"type": kind, **fields})
 
 
 class Announcer:
@@ -111,7 +93,7 @@ class Announcer:
         self._background = BackgroundTask("announcer")
 
     def announce(self, kind: str, **fields: Any) -> None:
-        self._pending.append(encode(kind, **fields))
+        self._pending.append(live_events.encode(kind, **fields))
         self._wakeup.set()
 
     def count_status(self, status: str) -> None:
@@ -148,7 +130,4 @@ class Announcer:
                 batch.count(cm.STATUS_TRANSITIONS, status)
             await batch.send(self._redis)
         if events:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for data in events:
-                    pipe.publish(channel(self._prefix), data)
-                await pipe.execute()
+            await live_events.publish_encoded(self._redis, self._prefix, events)

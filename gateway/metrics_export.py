@@ -7,12 +7,8 @@ active virtual actors asked of the shards, and the LLM actors' own metric famili
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
-from typing import Any
-
 import structlog
-from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -20,22 +16,12 @@ from prometheus_client.core import (
     Metric,
 )
 
-from actors.metrics_export import render_actor_metrics
+from actors.metrics_export import render_families
 from gateway.state import Services
 from store import cluster_metrics as cm
 
 log = structlog.get_logger(__name__)
 SHARD_STATS_TIMEOUT = 2.0
-
-
-class _Snapshot:
-    """A collector that yields metric families computed before the scrape."""
-
-    def __init__(self, families: list[Metric]) -> None:
-        self._families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self._families
 
 
 def _families(samples: dict[str, cm.Samples]) -> list[Metric]:
@@ -73,18 +59,9 @@ async def _shard_families(services: Services) -> list[Metric]:
         "wa_active_virtual_actors", "Activated conversation actors per shard", labels=["shard"]
     )
 
-    async def one(shard: Any) -> dict[str, Any]:
-        result: dict[str, Any] = await shard.stats.remote()
-        return result
-
-    results = await asyncio.gather(
-        *(asyncio.wait_for(one(s), SHARD_STATS_TIMEOUT) for s in services.actors.shards),
-        return_exceptions=True,
-    )
-    for stats in results:
-        if isinstance(stats, dict):
-            depth.add_metric([str(stats["shard"])], stats["queued"])
-            active.add_metric([str(stats["shard"])], stats["active_conversations"])
+    for stats in await services.actors.shard_stats(wait=SHARD_STATS_TIMEOUT):
+        depth.add_metric([str(stats["shard"])], stats["queued"])
+        active.add_metric([str(stats["shard"])], stats["active_conversations"])
     return [depth, active]
 
 
@@ -96,11 +73,8 @@ async def render(services: Services) -> bytes:
         except Exception as exc:
             log.warning("cluster_metrics_unreadable", error=repr(exc))
     families += await _shard_families(services)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Snapshot(families))
-    body = generate_latest(REGISTRY) + generate_latest(registry)
+    body = generate_latest(REGISTRY) + render_families(families)
     if services.actors is not None:
         # LLM calls, latency, tokens and breakers by model, as the LLM actors count them.
-        llm = {f"llm-{i}": actor for i, actor in enumerate(services.actors.llm)}
-        body += await render_actor_metrics(llm)
+        body += await services.actors.llm_metrics()
     return body

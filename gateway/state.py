@@ -14,7 +14,7 @@ from gateway.ingest import Ingest, PoolHolder
 from store.records import InboxItem
 
 if TYPE_CHECKING:
-    from actors.runtime import ActorSet
+    from actors.client import ActorClient
     from gateway.events import LiveEvents
 
 
@@ -33,7 +33,7 @@ class Services:
     # Optional: a gateway without Redis still ingests webhooks (operators' API answers 503),
     # and one without actor handles cannot send operators' replies or test the LLM.
     redis: Redis | None = None
-    actors: ActorSet | None = None
+    actors: ActorClient | None = None
     events: LiveEvents | None = None
     # Where the sandbox Graph API listens, when delivery runs in sandbox mode.
     sandbox_base_url: str | None = None

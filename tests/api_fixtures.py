@@ -16,8 +16,8 @@ import httpx
 import pytest_asyncio
 from redis.asyncio import Redis
 
+from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
-from actors.runtime import ActorSet
 from config import Settings
 from fakes.server import FakeServer
 from gateway.app import create_app
@@ -41,7 +41,7 @@ class Operator:
 
 @pytest_asyncio.fixture(scope="session")
 async def api_url(
-    settings: Settings, actors: ActorSet, database_url: str, redis_url: str, redis: Redis
+    settings: Settings, actors: ActorClient, database_url: str, redis_url: str, redis: Redis
 ) -> AsyncIterator[str]:
     """The whole gateway on a real port, with the actors' handles attached."""
     router = ShardRouter(actors.shards, max_batch=100, max_delay=0.003, keepalive=0.5)

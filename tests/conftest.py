@@ -21,8 +21,9 @@ import pytest_asyncio
 import ray
 from redis.asyncio import Redis
 
+from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
-from actors.runtime import ActorSet, init_ray, start_actors
+from actors.runtime import init_ray, start_actors
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
@@ -186,7 +187,7 @@ def ray_cluster(settings: Settings) -> Iterator[None]:
 @pytest_asyncio.fixture(scope="session")
 async def actors(
     settings: Settings, ray_cluster: None, database_url: str, redis_url: str
-) -> AsyncIterator[ActorSet]:
+) -> AsyncIterator[ActorClient]:
     actor_set = start_actors(settings, database_url=database_url, redis_url=redis_url)
     await actor_set.ping()
     yield actor_set
@@ -194,7 +195,7 @@ async def actors(
 
 
 @pytest_asyncio.fixture(scope="session")
-async def gateway(settings: Settings, actors: ActorSet, database_url: str) -> AsyncIterator[str]:
+async def gateway(settings: Settings, actors: ActorClient, database_url: str) -> AsyncIterator[str]:
     """The real gateway app on a real port, routing to the real shards."""
     router = ShardRouter(actors.shards, max_batch=100, max_delay=0.003, keepalive=0.5)
     app = create_app(settings, router, database_url=database_url)

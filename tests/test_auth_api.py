@@ -15,7 +15,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from actors.runtime import ActorSet
+from actors.client import ActorClient
 from config import Settings
 from fakes.server import FakeServer
 from gateway import api as api_module
@@ -347,4 +347,4 @@ async def test_malformed_authorization_headers_are_401(api: httpx.AsyncClient, h
     assert response.status_code == 401
 
 
-_ = (ActorSet, Redis)
+_ = (ActorClient, Redis)

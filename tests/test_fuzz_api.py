@@ -23,8 +23,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
+from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
-from actors.runtime import ActorSet
 from config import Settings
 from fakes.server import FakeServer
 from gateway.app import create_app
@@ -38,7 +38,7 @@ EXAMPLES_PER_OPERATION = 10
 
 @pytest_asyncio.fixture
 async def fuzz_url(
-    settings: Settings, actors: ActorSet, database_url: str, redis_url: str, redis: Redis
+    settings: Settings, actors: ActorClient, database_url: str, redis_url: str, redis: Redis
 ) -> AsyncIterator[str]:
     """A gateway with its own Redis prefix: fuzzed logins lock out nobody else, and fuzzed
     settings never reach the LLM actors, which follow the session's prefix."""

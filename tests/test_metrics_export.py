@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from actors.metrics_export import render_actor_metrics
-from actors.runtime import ActorSet
+from actors.client import ActorClient, render_actor_metrics
 from fakes.graph_api import GraphApiFake
 from tests.support import WebhookClient, envelope, eventually, new_phone, text_message
 
 
 async def test_llm_actor_metrics_are_rendered_with_an_actor_label(
-    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorSet
+    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorClient
 ) -> None:
     phone = new_phone()
     await webhooks.post(envelope([text_message(phone, "count this call")]))

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 import asyncpg
 import ray
 
+from actors.client import ActorClient
 from actors.conversation.placement import shard_for
-from actors.runtime import ActorSet
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
@@ -32,7 +32,7 @@ async def test_killed_shards_replay_stored_messages_and_answer_each_exactly_once
     webhooks: WebhookClient,
     graph: GraphApiFake,
     openrouter: OpenRouterFake,
-    actors: ActorSet,
+    actors: ActorClient,
     db: asyncpg.Pool,
 ) -> None:
     # A slow LLM keeps the messages stored but unanswered when the shards die.
@@ -72,7 +72,7 @@ async def test_killed_shards_replay_stored_messages_and_answer_each_exactly_once
 
 
 async def test_replaying_an_answered_message_sends_nothing_more(
-    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool
+    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorClient, db: asyncpg.Pool
 ) -> None:
     phone = new_phone()
     await webhooks.post(envelope([text_message(phone, "answer me once")]))
@@ -102,7 +102,7 @@ async def test_replaying_an_answered_message_sends_nothing_more(
 
 
 async def test_reply_stored_before_a_crash_is_sent_on_replay_without_a_new_llm_call(
-    graph: GraphApiFake, openrouter: OpenRouterFake, actors: ActorSet, db: asyncpg.Pool
+    graph: GraphApiFake, openrouter: OpenRouterFake, actors: ActorClient, db: asyncpg.Pool
 ) -> None:
     # The state a crash leaves between storing the reply and handing it to delivery.
     phone = new_phone()
@@ -161,7 +161,7 @@ async def _crashed_mid_send(db: asyncpg.Pool, phone: str) -> tuple[InboxItem, in
 
 
 async def test_a_send_in_doubt_is_not_repeated_when_meta_reports_it_by_our_id(
-    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool
+    webhooks: WebhookClient, graph: GraphApiFake, actors: ActorClient, db: asyncpg.Pool
 ) -> None:
     phone = new_phone()
     item, outbound_id = await _crashed_mid_send(db, phone)
@@ -187,7 +187,7 @@ async def test_a_send_in_doubt_is_not_repeated_when_meta_reports_it_by_our_id(
 
 
 async def test_a_send_in_doubt_is_sent_once_when_no_status_comes_within_the_wait(
-    graph: GraphApiFake, actors: ActorSet, db: asyncpg.Pool, settings: Settings
+    graph: GraphApiFake, actors: ActorClient, db: asyncpg.Pool, settings: Settings
 ) -> None:
     phone = new_phone()
     item, _ = await _crashed_mid_send(db, phone)

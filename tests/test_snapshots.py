@@ -7,8 +7,8 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
+from actors.client import ActorClient
 from actors.conversation.placement import shard_for
-from actors.runtime import ActorSet
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
@@ -42,7 +42,7 @@ def context_of(openrouter: OpenRouterFake, last_user_text: str) -> list[dict[str
     raise AssertionError(f"no LLM request ended with {last_user_text!r}")
 
 
-async def passivate(actors: ActorSet, phone: str) -> dict[str, Any]:
+async def passivate(actors: ActorClient, phone: str) -> dict[str, Any]:
     shard = actors.shards[shard_for(phone, len(actors.shards))]
     await shard.drain.remote()
     assert await shard.passivate_idle.remote(0.0) >= 1
@@ -54,7 +54,7 @@ async def test_passivated_conversation_is_rehydrated_from_its_redis_snapshot(
     webhooks: WebhookClient,
     graph: GraphApiFake,
     openrouter: OpenRouterFake,
-    actors: ActorSet,
+    actors: ActorClient,
     redis: Redis,
     settings: Settings,
 ) -> None:
@@ -79,7 +79,7 @@ async def test_without_a_snapshot_the_context_is_rebuilt_from_postgres(
     webhooks: WebhookClient,
     graph: GraphApiFake,
     openrouter: OpenRouterFake,
-    actors: ActorSet,
+    actors: ActorClient,
     redis: Redis,
     settings: Settings,
     db: asyncpg.Pool,

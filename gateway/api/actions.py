@@ -3,9 +3,6 @@ labels. Each change is announced as a live event so every open dashboard follows
 
 from __future__ import annotations
 
-import asyncio
-import random
-
 import structlog
 from pydantic import BaseModel, Field
 
@@ -69,15 +66,7 @@ async def _deliver(call: Call, request: DeliveryRequest) -> DeliveryResult:
     actors = call.services.actors
     if actors is None or not actors.delivery:
         raise ApiError(503, "delivery actors are not attached to this gateway")
-    actor = random.choice(actors.delivery)
-
-    async def first_result() -> DeliveryResult:
-        async for ref in actor.send.remote([request]):
-            chunk: list[DeliveryResult] = await ref
-            return chunk[0]
-        raise RuntimeError("the delivery actor returned no result")
-
-    return await asyncio.wait_for(first_result(), DELIVERY_TIMEOUT_SECONDS)
+    return await actors.send_reply(request, wait=DELIVERY_TIMEOUT_SECONDS)
 
 
 async def reply(call: Call) -> ReplyOut:

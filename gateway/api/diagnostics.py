@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 
 from pydantic import BaseModel, Field
 
 from actors.delivery.providers import SendError, TextMessage, make_provider
-from actors.wire import LLMRequest, LLMResult
+from actors.wire import LLMRequest
 from gateway.api.routing import ApiError, Call, Endpoint
 from gateway.signature import HEADER
+from store import probes
 
 TEST_TIMEOUT_SECONDS = 60.0
 
@@ -73,18 +73,14 @@ async def db_test(call: Call) -> DbTestOut:
     try:
         pool = await services.pools.get()
         async with pool.acquire() as conn:
-            version = await conn.fetchval("SHOW server_version")
+            version = await probes.postgres_version(conn)
         steps.append(Step(name="postgres: SELECT", ok=True, ms=_ms(started), detail=f"v{version}"))
     except Exception as exc:
         steps.append(Step(name="postgres: SELECT", ok=False, ms=_ms(started),
                           detail=type(exc).__name__))  # fmt: skip
     started = time.perf_counter()
     try:
-        redis = services.require_redis()
-        key = f"{services.settings.redis_key_prefix}db-test:{random.getrandbits(32)}"
-        await redis.set(key, "1", ex=10)
-        await redis.get(key)
-        await redis.delete(key)
+        await probes.redis_round_trip(services.require_redis(), services.settings.redis_key_prefix)
         steps.append(Step(name="redis: SET/GET/DEL", ok=True, ms=_ms(started)))
     except Exception as exc:
         steps.append(Step(name="redis: SET/GET/DEL", ok=False, ms=_ms(started),
@@ -97,19 +93,11 @@ async def test_llm(call: Call) -> LlmTestOut:
     actors = call.services.actors
     if actors is None or not actors.llm:
         raise ApiError(503, "LLM actors are not attached to this gateway")
-    actor = random.choice(actors.llm)
     # A negative id can never be an inbox message id, so nothing mistakes this for one.
     request = LLMRequest(request_id=-random.randint(1, 2**62), history=(), text=body.prompt)
     started = time.perf_counter()
-
-    async def first() -> LLMResult:
-        async for ref in actor.complete.remote([request]):
-            chunk: list[LLMResult] = await ref
-            return chunk[0]
-        raise RuntimeError("no answer")
-
     try:
-        result = await asyncio.wait_for(first(), TEST_TIMEOUT_SECONDS)
+        result = await actors.complete_one(request, wait=TEST_TIMEOUT_SECONDS)
     except Exception as exc:
         return LlmTestOut(ok=False, model=None, reply="", attempts=0, ms=_ms(started),
                           error=type(exc).__name__)  # fmt: skip

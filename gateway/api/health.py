@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from gateway.api.routing import Call, Endpoint, json_response
 from gateway.state import Services
+from store import probes
 
 CHECK_TIMEOUT_SECONDS = 3.0
 
@@ -49,14 +50,14 @@ def _ms(started: float) -> float:
 async def _postgres(services: Services) -> str | None:
     pool = await services.pools.get()
     async with pool.acquire() as conn:
-        await conn.fetchval("SELECT 1")
+        await probes.postgres_ping(conn)
     return None
 
 
 async def _redis(services: Services) -> str | None:
     if services.redis is None:
         raise RuntimeError("not configured")
-    await services.redis.ping()
+    await probes.redis_ping(services.redis)
     return None
 
 
@@ -64,26 +65,20 @@ async def _actors(services: Services) -> str | None:
     actors = services.actors
     if actors is None:
         return "no actor handles attached to this gateway process"
-    await asyncio.gather(*(_await_ref(a.ping.remote()) for a in actors.all()))
-    return f"{len(actors.shards)} shards, {len(actors.llm)} llm, {len(actors.delivery)} delivery"
-
-
-async def _await_ref(ref: Any) -> Any:
-    return await ref
+    await actors.ping()
+    return actors.describe()
 
 
 async def llm_breakers(services: Services) -> dict[str, str] | None:
     """Breaker state per model, as each LLM actor reports it (`LLMPool.health()`)."""
     if services.actors is None:
         return None
+    try:
+        reports = await services.actors.llm_health(wait=CHECK_TIMEOUT_SECONDS)
+    except Exception:
+        return None  # the actors check above names the failure
     states: dict[str, str] = {}
-    for actor in services.actors.llm:
-        try:
-            reported = await asyncio.wait_for(
-                _await_ref(actor.health.remote()), CHECK_TIMEOUT_SECONDS
-            )
-        except Exception:
-            return None  # the actors check above names the failure
+    for reported in reports:
         states.update({str(k): str(v) for k, v in dict(reported.get("breakers") or {}).items()})
     return states
 
