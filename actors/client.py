@@ -187,7 +187,8 @@ async def render_actor_metrics(actors: Mapping[str, MetricsSource], *, wait: flo
 
 
 async def _wait(ref: ObjectRef[_T]) -> _T:
-    # asyncio.gather and wait_for want awaitables they can wrap; an ObjectRef is one.
+    # A coroutine around the ref: gather and wait_for then treat it as any other task,
+    # and the result keeps its type.
     return await ref
 
 
