@@ -11,10 +11,10 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 import structlog
 
+from actors.client import ShardHandle
 from actors.conversation.metrics import ROUTER_OVERFLOW, ROUTER_QUEUE_DEPTH
 from actors.conversation.placement import shard_for
 from store.records import InboxItem
@@ -25,7 +25,7 @@ log = structlog.get_logger(__name__)
 class ShardRouter:
     def __init__(
         self,
-        shards: Sequence[Any],
+        shards: Sequence[ShardHandle],
         *,
         max_batch: int = 100,
         max_delay: float = 0.005,

@@ -1,7 +1,7 @@
 """Prometheus metrics of one LLM actor, in its own registry.
 
 LLM actors run in Ray worker processes that Prometheus does not scrape. The gateway asks
-each actor for its families at scrape time (actors.metrics_export) and serves them with
+each actor for its families at scrape time (actors.client.render_actor_metrics) and serves them with
 an `actor` label.
 """
 
