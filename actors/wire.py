@@ -168,8 +168,7 @@ class DeliveryRequest:
     request_id: int  # the outbound row id; it is also echoed as biz_opaque_callback_data
     business_number: str
     to: str
-    text: str
-    content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
+    content: Content
     trace: str | None = None  # the request id to log under
     reply_context: str | None = None  # the inbound message id this reply should quote
 

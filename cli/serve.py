@@ -16,6 +16,7 @@ from actors.delivery.providers import SANDBOX_TOKEN
 from actors.runtime import init_ray, start_actors
 from cli.loop import run as run_loop
 from config import Settings
+from config.vocabulary import ProviderName
 from fakes.graph_api import GraphApiFake
 from gateway.app import WEBHOOK_PATH, create_app
 from gateway.state import SERVICES
@@ -120,7 +121,8 @@ async def _run_gateway(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    mode = "sandbox" if settings.uses_sandbox_delivery else "whatsapp cloud api"
+    provider = settings.delivery_provider
+    mode = "whatsapp cloud api" if provider is ProviderName.WHATSAPP_CLOUD else provider.value
     replies = "offline FAQ responder" if settings.uses_offline_responder else "openrouter"
     print(f"wa-support listening on http://{settings.host}:{settings.port}", flush=True)
     print(f"  webhook:   {base}{WEBHOOK_PATH}", flush=True)

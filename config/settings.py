@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from config.vocabulary import ProviderName
+
 # Used only outside production, so that a newcomer can sign a test webhook.
 DEV_APP_SECRET = "dev-app-secret"
 DEV_VERIFY_TOKEN = "dev-verify-token"
@@ -85,6 +87,12 @@ class Settings(BaseSettings):
     whatsapp_graph_base_url: str = "https://graph.facebook.com"
     whatsapp_api_version: str = "v21.0"
     delivery_timeout_seconds: float = 15.0
+    # Outside services (Graph API, MSG91, OpenRouter) share one HTTP stack: connections each
+    # delivery actor keeps to its provider, each LLM actor to OpenRouter, and how long an
+    # idle one is kept open.
+    http_pool_connections: int = Field(default=200, ge=1)
+    llm_http_pool_connections: int = Field(default=1000, ge=1)
+    http_keepalive_seconds: float = Field(default=30.0, ge=0)
     # A send a crash left without an answer waits this long for Meta's status webhook
     # (which echoes our id) before it is sent again (DESIGN.md §3).
     unknown_send_wait_seconds: float = 30.0
@@ -197,6 +205,15 @@ class Settings(BaseSettings):
     def uses_sandbox_delivery(self) -> bool:
         cloud = self.whatsapp_access_token is not None and self.whatsapp_phone_number_id is not None
         return not cloud and not self.uses_msg91
+
+    @property
+    def delivery_provider(self) -> ProviderName:
+        """Who sends the replies: what health, diagnostics, `serve` and the outbound rows say."""
+        if self.uses_msg91:
+            return ProviderName.MSG91
+        if self.uses_sandbox_delivery:
+            return ProviderName.SANDBOX
+        return ProviderName.WHATSAPP_CLOUD
 
     @property
     def uses_offline_responder(self) -> bool:

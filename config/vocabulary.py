@@ -1,4 +1,5 @@
-"""The words the service stores and compares: message types, statuses, states, providers.
+"""The words the service stores and compares (message types, statuses, states, providers),
+and the one definition of WhatsApp's 24-hour customer-service window.
 
 StrEnums, so a member is equal to the string stored in Postgres and sent on the wire, and
 a typo is a NameError instead of a silent mismatch.
@@ -6,6 +7,7 @@ a typo is a NameError instead of a silent mismatch.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -70,3 +72,12 @@ class ProviderName(StrEnum):
     WHATSAPP_CLOUD = "whatsapp_cloud"
     MSG91 = "msg91"
     SANDBOX = "sandbox"
+
+
+# WhatsApp's customer-service window: free-form messages may be sent only this long after
+# the customer's last message; past it only a template (Meta error 131047).
+SERVICE_WINDOW = timedelta(hours=24)
+
+
+def window_open(last_customer_message_at: datetime | None, now: datetime) -> bool:
+    return last_customer_message_at is not None and now - last_customer_message_at < SERVICE_WINDOW

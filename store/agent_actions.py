@@ -12,7 +12,7 @@ from datetime import datetime
 
 import asyncpg
 
-from config.vocabulary import ConversationState
+from config.vocabulary import SERVICE_WINDOW, ConversationState
 from store import conversations
 
 
@@ -89,9 +89,7 @@ async def remove_label(conn: asyncpg.Connection, conversation_id: int, label: st
     return bool(result.endswith(" 1"))
 
 
-async def reply_target(
-    conn: asyncpg.Connection, conversation_id: int, window_hours: float = 24.0
-) -> ReplyTarget | None:
+async def reply_target(conn: asyncpg.Connection, conversation_id: int) -> ReplyTarget | None:
     r = await conn.fetchrow(
         """SELECT c.id, c.business_number, c.customer_phone, c.last_customer_message_at,
                   COALESCE((SELECT m.provider FROM messages m WHERE m.conversation_id = c.id
@@ -100,7 +98,7 @@ async def reply_target(
                   c.last_customer_message_at > now() - make_interval(secs => $2) AS within
            FROM conversations c WHERE c.id = $1""",
         conversation_id,
-        window_hours * 3600,
+        SERVICE_WINDOW.total_seconds(),
     )
     if r is None:
         return None

@@ -7,13 +7,14 @@ the send, so a replayed message finds its reply instead of making a second one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from config.vocabulary import MessageType, ProviderName
 from store.records import OutboundRow, StatusUpdate
 
 # Meta's statuses arrive out of order (DESIGN.md §6); the current status only moves forward.
@@ -21,7 +22,12 @@ STATUS_RANK = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4,
 
 
 # The WhatsApp message type of each content kind.
-_TYPES = {"text": "text", "buttons": "interactive", "list": "interactive", "template": "template"}
+_TYPES = {
+    "text": MessageType.TEXT,
+    "buttons": MessageType.INTERACTIVE,
+    "list": MessageType.INTERACTIVE,
+    "template": MessageType.TEMPLATE,
+}
 
 
 def _rank(status: str) -> int:
@@ -42,8 +48,9 @@ class NewReply:
     cost: float | None = None
     attempts: int | None = None
     latency_ms: float | None = None
-    provider: str = "whatsapp_cloud"
     content: dict[str, Any] | None = None  # buttons, list or template; None for plain text
+    # Who sends it (Settings.delivery_provider): named by every caller, never assumed.
+    provider: ProviderName = field(kw_only=True)
 
 
 def _row(r: asyncpg.Record) -> OutboundRow:
@@ -81,7 +88,7 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
             RETURNING {_COLUMNS}""",
         reply.conversation_id,
         reply.provider,
-        _TYPES.get((reply.content or {}).get("kind", "text"), "text"),
+        _TYPES.get((reply.content or {}).get("kind", "text"), MessageType.TEXT),
         reply.text,
         reply.reply_to_id,
         reply.model,

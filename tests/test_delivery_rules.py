@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from actors.delivery.pacing import SendPacer
-from actors.delivery.providers import CloudApiProvider, TextMessage
+from actors.delivery.providers import CloudApiProvider, OutboundMessage
 from actors.delivery.providers.errors import ReEngagementRequired, Undeliverable
 from actors.delivery.window_policy import WindowTemplate, choose, window_open
 from actors.wire import Content
@@ -58,7 +58,9 @@ async def test_five_hundred_replies_at_100_per_second_take_5_s_and_keep_each_rec
         # One recipient's replies go one after another, as its conversation actor sends them.
         for n in range(10):
             await pacer.wait_turn(BUSINESS_NUMBER, to)
-            await provider.send_text(TextMessage(BUSINESS_NUMBER, to, f"reply {n}", f"{to}-{n}"))
+            await provider.send(
+                OutboundMessage(BUSINESS_NUMBER, to, Content.plain(f"reply {n}"), f"{to}-{n}")
+            )
 
     started = time.monotonic()
     try:
@@ -96,7 +98,9 @@ async def _send(graph: GraphApiFake, to: str) -> str:
         max_attempts=4,
     )
     try:
-        return await provider.send_text(TextMessage(BUSINESS_NUMBER, to, "hello", "7"))
+        return await provider.send(
+            OutboundMessage(BUSINESS_NUMBER, to, Content.plain("hello"), "7")
+        )
     finally:
         await provider.close()
 

@@ -15,7 +15,7 @@ import pytest_asyncio
 from pydantic import SecretStr
 
 from actors.conversation.router import ShardRouter
-from actors.delivery.providers import TextMessage
+from actors.delivery.providers import OutboundMessage
 from actors.delivery.providers.errors import SendError
 from actors.delivery.providers.msg91 import Msg91Provider
 from actors.runtime import start_actors
@@ -44,6 +44,20 @@ def inbound(phone: str, text: str, *, msg_id: str | None = None) -> dict[str, An
     }
 
 
+def msg91_settings(settings: Settings, url: str) -> Settings:
+    """The test settings with MSG91 instead of the Cloud API, sending to the fake at `url`."""
+    return settings.model_copy(
+        update={
+            "whatsapp_access_token": None,
+            "whatsapp_phone_number_id": None,
+            "msg91_auth_key": SecretStr(AUTH_KEY),
+            "msg91_sender_id": INTEGRATED,
+            "msg91_base_url": url,
+            "shard_count": 1,
+        }
+    )
+
+
 @pytest_asyncio.fixture
 async def msg91() -> AsyncIterator[tuple[Msg91Fake, str]]:
     fake = Msg91Fake(auth_key=AUTH_KEY)
@@ -57,11 +71,11 @@ async def test_a_text_is_sent_from_the_integrated_number_with_the_authkey(
     fake, url = msg91
     provider = Msg91Provider(base_url=url, auth_key=AUTH_KEY, integrated_number="+" + INTEGRATED)
     try:
-        provider_id = await provider.send_text(TextMessage(INTEGRATED, "+4915550001", "hi", "1"))
-        template = Content("template", "", template_name="order_update", template_params=("42",))
-        await provider.send_text(
-            TextMessage(INTEGRATED, "4915550001", "", "2", content=template.to_payload())
+        provider_id = await provider.send(
+            OutboundMessage(INTEGRATED, "+4915550001", Content.plain("hi"), "1")
         )
+        template = Content("template", "", template_name="order_update", template_params=("42",))
+        await provider.send(OutboundMessage(INTEGRATED, "4915550001", template, "2"))
     finally:
         await provider.close()
     text, sent_template = fake.sent
@@ -88,12 +102,14 @@ async def test_msg91_rate_limit_and_outages_are_retried_and_bad_requests_are_not
     try:
         fake.fail_next(1, status=429, message="Too many requests")
         fake.fail_next(1, status=502, message="Bad gateway")
-        await provider.send_text(TextMessage(INTEGRATED, "4915550002", "retry me", "3"))
+        await provider.send(
+            OutboundMessage(INTEGRATED, "4915550002", Content.plain("retry me"), "3")
+        )
         assert fake.attempts == 3 and len(fake.sent) == 1
 
         fake.fail_next(1, status=400, message="Invalid recipient")
         with pytest.raises(SendError) as refused:
-            await provider.send_text(TextMessage(INTEGRATED, "4915550003", "no", "4"))
+            await provider.send(OutboundMessage(INTEGRATED, "4915550003", Content.plain("no"), "4"))
         assert refused.value.code == 400 and not refused.value.retryable
         assert fake.attempts == 4
     finally:
@@ -161,16 +177,7 @@ async def test_an_msg91_number_answers_end_to_end_through_ray(
     msg91: tuple[Msg91Fake, str],
 ) -> None:
     fake, url = msg91
-    m91 = settings.model_copy(
-        update={
-            "whatsapp_access_token": None,
-            "whatsapp_phone_number_id": None,
-            "msg91_auth_key": SecretStr(AUTH_KEY),
-            "msg91_sender_id": INTEGRATED,
-            "msg91_base_url": url,
-            "shard_count": 1,
-        }
-    )
+    m91 = msg91_settings(settings, url)
     assert m91.uses_msg91 and not m91.uses_sandbox_delivery
     actors = start_actors(m91, database_url=database_url, redis_url=redis_url, prefix="m91-")
     try:
@@ -196,5 +203,46 @@ async def test_an_msg91_number_answers_end_to_end_through_ray(
             assert reply.text == "Echo: is my order shipped?"
             assert reply.integrated_number == INTEGRATED
             await router.stop()
+    finally:
+        actors.kill()
+
+
+async def test_an_msg91_service_reports_msg91_and_records_it_on_its_replies(
+    settings: Settings,
+    ray_cluster: None,
+    database_url: str,
+    redis_url: str,
+    db: asyncpg.Pool,
+    msg91: tuple[Msg91Fake, str],
+) -> None:
+    fake, url = msg91
+    m91 = msg91_settings(settings, url)
+    assert m91.delivery_provider == "msg91"
+    actors = start_actors(m91, database_url=database_url, redis_url=redis_url, prefix="m91p-")
+    try:
+        await actors.ping()
+        router = ShardRouter(actors.shards, max_delay=0.003)
+        app = create_app(m91, router, database_url=database_url)
+        async with FakeServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
+            router.start()
+            health = (await http.get("/api/health")).json()
+            assert health["checks"]["delivery_provider"]["detail"] == f"msg91, number {INTEGRATED}"
+            phone = new_phone()
+            sent = await http.post(
+                "/api/webhooks/msg91", params={"secret": MSG91_SECRET}, json=inbound(phone, "hi")
+            )
+            assert sent.status_code == 200
+
+            async def answered() -> bool:
+                return bool(fake.messages_to(phone))
+
+            await eventually(answered, within=30)
+            await router.stop()
+        provider = await db.fetchval(
+            """SELECT m.provider FROM messages m JOIN conversations c ON c.id = m.conversation_id
+               WHERE c.customer_phone = $1 AND m.direction = 'outbound'""",
+            phone,
+        )
+        assert provider == "msg91"
     finally:
         actors.kill()

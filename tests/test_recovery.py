@@ -12,6 +12,7 @@ import ray
 from actors.client import ActorClient
 from actors.conversation.placement import shard_for
 from config import Settings
+from config.vocabulary import ProviderName
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
 from store import inbox, outbound
@@ -119,7 +120,13 @@ async def test_reply_stored_before_a_crash_is_sent_on_replay_without_a_new_llm_c
     async with db.acquire() as conn:
         [item] = await inbox.insert_inbound(conn, [message])
         await outbound.reserve_reply(
-            conn, NewReply(item.conversation_id, item.message_id, "the reply decided earlier")
+            conn,
+            NewReply(
+                item.conversation_id,
+                item.message_id,
+                "the reply decided earlier",
+                provider=ProviderName.WHATSAPP_CLOUD,
+            ),
         )
     llm_calls_before = len(openrouter.requests)
 
@@ -154,7 +161,13 @@ async def _crashed_mid_send(db: asyncpg.Pool, phone: str) -> tuple[InboxItem, in
     async with db.acquire() as conn:
         [item] = await inbox.insert_inbound(conn, [message])
         reply = await outbound.reserve_reply(
-            conn, NewReply(item.conversation_id, item.message_id, "the reply in doubt")
+            conn,
+            NewReply(
+                item.conversation_id,
+                item.message_id,
+                "the reply in doubt",
+                provider=ProviderName.WHATSAPP_CLOUD,
+            ),
         )
         await outbound.mark_sending(conn, reply.id)
     return item, reply.id

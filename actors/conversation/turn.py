@@ -124,7 +124,9 @@ class TurnPlanner:
         )
 
     def _canned(self, item: InboxItem, text: str) -> NewReply:
-        return NewReply(item.conversation_id, item.message_id, text)
+        return NewReply(
+            item.conversation_id, item.message_id, text, provider=self._settings.delivery_provider
+        )
 
     async def _run_flows(self, item: InboxItem, work: WorkState) -> FlowOutcome | None:
         assert self._flows is not None
@@ -167,6 +169,7 @@ class TurnPlanner:
             item.message_id,
             content.text,
             content=content.to_payload() if content.kind != "text" else None,
+            provider=self._settings.delivery_provider,
         )
 
     async def _llm_reply(
@@ -190,6 +193,7 @@ class TurnPlanner:
             cost=result.cost,
             attempts=result.attempts,
             latency_ms=result.latency_ms,
+            provider=self._settings.delivery_provider,
         )
 
 

@@ -22,7 +22,7 @@ import structlog
 from actors.conversation.context import ConversationContext
 from actors.conversation.mailbox import Mailbox
 from actors.conversation.turn import trace_of
-from actors.wire import DeliveryRequest
+from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
 from config.vocabulary import MEDIA_TYPES, MessageStatus, ProviderName
 from store import conversations, inbox, live_events, outbound
@@ -217,8 +217,7 @@ class VirtualConversation:
                 reply.id,
                 item.business_number,
                 item.customer_phone,
-                reply.text,
-                reply.content,
+                Content.from_payload(reply.content, reply.text),
                 trace=trace_of(item),
                 # Newer messages are waiting: quote the one this reply answers, so the
                 # customer sees which question it is about.

@@ -17,16 +17,18 @@ from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
 from actors.delivery.pacing import PacingTimeout, SendPacer
-from actors.delivery.providers import Provider, TextMessage, make_provider
+from actors.delivery.providers import OutboundMessage, Provider, make_provider
 from actors.delivery.providers.errors import ReEngagementRequired, SendError
-from actors.delivery.window_policy import WindowTemplate, as_template, choose
+from actors.delivery.window_policy import WindowTemplate, as_template, choose, window_open
 from actors.wire import Content, DeliveryRequest, DeliveryResult
 from config import Settings
 from config.logs import configure_logging, mask_phone
-from store import app_settings, live_events, media, outbound
+from config.vocabulary import MessageStatus
 from store import cluster_metrics as cm
+from store import live_events, media, outbound
 from store.db import create_pool
 from store.delivery_facts import reply_facts
+from store.settings_watch import SettingsWatcher
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +47,7 @@ class DeliveryActor:
         self._sandbox_base_url = sandbox_base_url
         self._pool: asyncpg.Pool | None = None
         self._provider: Provider | None = None
+        self._watcher: SettingsWatcher | None = None
         # The embedded Redis has no REDIS_URL setting, so the resolved URL is passed in.
         url = redis_url or settings.redis_url
         self._redis = Redis.from_url(url) if url else None
@@ -70,6 +73,13 @@ class DeliveryActor:
         async with self._lock:
             if self._pool is None:
                 self._pool = await create_pool(self._database_url, min_size=1, max_size=10)
+                if self._redis is not None:
+                    self._watcher = SettingsWatcher(
+                        self._pool,
+                        self._redis,
+                        prefix=self._settings.redis_key_prefix,
+                        refresh_seconds=self._settings.settings_refresh_seconds,
+                    )
             if self._provider is None:
                 self._provider = make_provider(
                     self._settings, sandbox_base_url=self._sandbox_base_url
@@ -96,17 +106,20 @@ class DeliveryActor:
     async def fetch_media(self, items: list[tuple[int, str]]) -> int:
         """Download customers' media, (inbound message id, media id) pairs, into Postgres."""
         pool, provider = await self._ready()
-        fetch = getattr(provider, "fetch_media", None)
-        if fetch is None:
-            return 0
         cap = self._settings.media_max_bytes
         stored = 0
         for message_id, media_id in items:
+            content: bytes | None = None
+            mime: str | None = None
+            size: int | None = None
             try:
-                content, mime, size = await fetch(media_id, cap)
+                fetched = await provider.fetch_media(media_id, cap)
+                if fetched is None:
+                    continue  # this provider has no media download: nothing to record
+                content, mime, size = fetched.content, fetched.mime_type, fetched.size
                 error = None if content is not None else f"over MEDIA_MAX_BYTES ({cap})"
             except SendError as exc:
-                content, mime, size, error = None, None, None, exc.title
+                error = exc.title
             async with pool.acquire() as conn:
                 await media.save(
                     conn,
@@ -135,19 +148,21 @@ class DeliveryActor:
         )
         async with pool.acquire() as conn:
             last_customer_at = await outbound.mark_sending(conn, request.request_id)
-        content = Content.from_payload(request.content, request.text)
-        template = await self._window_template(pool)
-        allowed = choose(content, last_customer_at, datetime.now(tz=UTC), template)
+        content = request.content
+        now = datetime.now(tz=UTC)
+        # The template matters only once the window is closed, by our clock or Meta's.
+        template = None if window_open(last_customer_at, now) else await self._window_template()
+        allowed = choose(content, last_customer_at, now, template)
         try:
             if allowed is None:
-                raise ReEngagementRequired("outside the 24-hour window; no template set", 131047)
+                raise ReEngagementRequired("outside the 24-hour window; no template set")
             if allowed is not content:
                 await self._record_template(pool, request.request_id, allowed)
             try:
                 wamid = await self._paced_send(provider, request, allowed)
             except ReEngagementRequired:
                 # Meta's clock says the window closed (131047): the template goes instead.
-                fallback = as_template(template)
+                fallback = as_template(template or await self._window_template())
                 if fallback is None or allowed.kind == "template":
                     raise
                 await self._record_template(pool, request.request_id, fallback)
@@ -165,6 +180,7 @@ class DeliveryActor:
                 code=code,
                 title=title,
                 retryable=retryable,
+                provider=provider.name,
             )
             async with pool.acquire() as conn:
                 if retryable:
@@ -195,22 +211,20 @@ class DeliveryActor:
     ) -> str:
         if self._pacer is not None:
             await self._pacer.wait_turn(request.business_number, request.to)
-        message = TextMessage(
+        message = OutboundMessage(
             business_number=request.business_number,
             to=request.to,
-            text=content.text,
+            content=content,
             callback_data=str(request.request_id),
-            content=content.to_payload() if content.kind != "text" else None,
             context_message_id=request.reply_context if content.kind != "template" else None,
         )
-        return await provider.send_text(message)
+        return await provider.send(message)
 
-    async def _window_template(self, pool: asyncpg.Pool) -> WindowTemplate | None:
+    async def _window_template(self) -> WindowTemplate | None:
         """The operator's template for a closed window, else the configured one."""
-        async with pool.acquire() as conn:
-            configured = (await app_settings.load_all(conn)).get("window_template")
-        if isinstance(configured, dict) and configured.get("name"):
-            return WindowTemplate(str(configured["name"]), str(configured.get("language", "en")))
+        live = (await self._watcher.current()).window_template if self._watcher else None
+        if live is not None:
+            return WindowTemplate(live.name, live.language)
         name = self._settings.window_template_name
         return WindowTemplate(name, self._settings.window_template_language) if name else None
 
@@ -226,11 +240,11 @@ class DeliveryActor:
             facts = await reply_facts(conn, result.request_id)
         if facts is None:
             return
-        status = "sent" if result.ok else "failed"
+        status = MessageStatus.SENT if result.ok else MessageStatus.FAILED
         prefix = self._settings.redis_key_prefix
         batch = cm.MetricBatch(prefix)
         batch.count(cm.DELIVERIES, status, str(result.error_code or ""))
-        batch.count(cm.STATUS_TRANSITIONS, "sending")
+        batch.count(cm.STATUS_TRANSITIONS, MessageStatus.SENDING)
         batch.count(cm.STATUS_TRANSITIONS, status)
         if result.ok and facts.since_inbound_seconds is not None:
             batch.observe(cm.REPLY_LATENCY, facts.since_inbound_seconds)

@@ -4,17 +4,18 @@ A business may send free-form messages only within 24 hours of the customer's la
 message; outside it only an approved template may be sent, and a free-form send fails
 with error 131047 ("Re-engagement message"). See
 https://developers.facebook.com/docs/whatsapp/cloud-api/guides/send-message-templates
+The window itself is defined once, in config.vocabulary (store's SQL uses it too).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from actors.wire import Content
+from config.vocabulary import window_open
 
-WINDOW = timedelta(hours=24)
-REENGAGEMENT_ERROR = 131047
+__all__ = ["WindowTemplate", "as_template", "choose", "window_open"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,10 +24,6 @@ class WindowTemplate:
 
     name: str
     language: str = "en"
-
-
-def window_open(last_customer_message_at: datetime | None, now: datetime) -> bool:
-    return last_customer_message_at is not None and now - last_customer_message_at < WINDOW
 
 
 def choose(

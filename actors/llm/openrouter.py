@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import aiohttp
+import httpx
 import orjson
 import structlog
 from tenacity import (
@@ -27,6 +27,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
+from actors.http import HttpPool, http_client
 from actors.llm.breaker import CircuitBreaker
 from actors.llm.chat import POLITE_FAILURE
 from actors.llm.context import LLMProfile, build_messages, estimate_tokens
@@ -90,22 +91,16 @@ class OpenRouterClient:
             "HTTP-Referer": "https://github.com/wa-support/wa-support",
             "X-Title": "wa-support",
         }
-        # aiohttp, not httpx: with hundreds of requests in flight httpcore's pool closes and
-        # reopens a connection per request and walks every connection on each one
-        # (encode/httpcore#1035); BENCHMARKS.md "LLM pool" has the measurements.
-        self._http: aiohttp.ClientSession | None = None
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(
-                headers=self._headers,
-                connector=aiohttp.TCPConnector(limit=1000, keepalive_timeout=60),
-            )
-        return self._http
+        # httpx over aiohttp's pool (actors.http): httpcore's own pool collapses with
+        # hundreds of requests in flight (encode/httpcore#1035; BENCHMARKS.md "LLM pool").
+        self._http = http_client(
+            headers=self._headers,
+            timeout=settings.llm_timeout_seconds,
+            pool=HttpPool.for_llm(settings),
+        )
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        await self._http.aclose()
 
     def breaker(self, model: str) -> CircuitBreaker:
         if model not in self._breakers:
@@ -226,16 +221,16 @@ class OpenRouterClient:
             "temperature": self._s.llm_temperature,
         }
         try:
-            async with self._session().post(
-                self._url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
-            ) as response:
-                status = response.status
-                retry_after = _retry_after(response.headers.get("retry-after"))
-                raw = await response.read()
-        except TimeoutError as exc:
+            # A deadline for the whole exchange; httpx's timeouts are per connect and read.
+            async with asyncio.timeout(timeout):
+                response = await self._http.post(self._url, json=body, timeout=timeout)
+            status = response.status_code
+            retry_after = _retry_after(response.headers.get("retry-after"))
+            raw = response.content
+        except (TimeoutError, httpx.TimeoutException) as exc:
             self._metrics.calls.labels(model, "timeout").inc()
             raise ModelFailed("timeout", repr(exc), retryable=True) from exc
-        except aiohttp.ClientError as exc:
+        except httpx.TransportError as exc:
             self._metrics.calls.labels(model, "connection_error").inc()
             raise ModelFailed("connection_error", repr(exc), retryable=True) from exc
         if status == 429:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import structlog
 from pydantic import BaseModel, Field
 
-from actors.wire import DeliveryRequest, DeliveryResult
+from actors.wire import Content, DeliveryRequest, DeliveryResult
 from gateway.api.conversations import (
     LABEL_PATTERN,
     ConversationOut,
@@ -19,9 +19,6 @@ from store import conversation_views as views
 
 log = structlog.get_logger(__name__)
 
-# Meta allows free-form messages only within 24 h of the customer's last message
-# (error 131047 otherwise); templates outside it are issue 5's WindowPolicy.
-WINDOW_HOURS = 24.0
 DELIVERY_TIMEOUT_SECONDS = 60.0
 
 
@@ -77,7 +74,7 @@ async def reply(call: Call) -> ReplyOut:
         raise ApiError(503, "delivery actors are not attached to this gateway")
     pool = await services.pools.get()
     async with pool.acquire() as conn:
-        target = await agent_actions.reply_target(conn, conversation_id, WINDOW_HOURS)
+        target = await agent_actions.reply_target(conn, conversation_id)
         if target is None:
             raise ApiError(404, "no such conversation")
         if not target.within_window:
@@ -100,7 +97,9 @@ async def reply(call: Call) -> ReplyOut:
     )
     result = await _deliver(
         call,
-        DeliveryRequest(message_id, target.business_number, target.customer_phone, body.text),
+        DeliveryRequest(
+            message_id, target.business_number, target.customer_phone, Content.plain(body.text)
+        ),
     )
     async with pool.acquire() as conn:
         rows = await views.messages_page(conn, conversation_id, before_id=message_id + 1, limit=1)

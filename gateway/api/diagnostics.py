@@ -7,8 +7,8 @@ import time
 
 from pydantic import BaseModel, Field
 
-from actors.delivery.providers import SendError, TextMessage, make_provider
-from actors.wire import LLMRequest
+from actors.delivery.providers import OutboundMessage, SendError, make_provider
+from actors.wire import Content, LLMRequest
 from gateway.api.routing import ApiError, Call, Endpoint
 from gateway.signature import HEADER
 from store import probes
@@ -119,17 +119,17 @@ async def test_whatsapp(call: Call) -> WhatsAppTestOut:
     if sandbox and services.sandbox_base_url is None:
         raise ApiError(503, "sandbox delivery is configured but no sandbox is attached")
     provider = make_provider(settings, sandbox_base_url=services.sandbox_base_url)
-    business = settings.whatsapp_phone_number_id or "sandbox"
+    business = settings.whatsapp_phone_number_id or settings.msg91_sender_id or "sandbox"
     started = time.perf_counter()
     try:
-        wamid = await provider.send_text(
-            TextMessage(business_number=business, to=body.to, text=body.text,
-                        callback_data=f"test-{random.getrandbits(32)}")
+        wamid = await provider.send(
+            OutboundMessage(business_number=business, to=body.to, content=Content.plain(body.text),
+                            callback_data=f"test-{random.getrandbits(32)}")
         )  # fmt: skip
-        return WhatsAppTestOut(ok=True, provider="sandbox" if sandbox else "whatsapp_cloud",
+        return WhatsAppTestOut(ok=True, provider=provider.name.value,
                                provider_message_id=wamid, ms=_ms(started))  # fmt: skip
     except SendError as exc:
-        return WhatsAppTestOut(ok=False, provider="sandbox" if sandbox else "whatsapp_cloud",
+        return WhatsAppTestOut(ok=False, provider=provider.name.value,
                                provider_message_id=None, ms=_ms(started), error_code=exc.code,
                                error=exc.title[:300])  # fmt: skip
     finally:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from config.vocabulary import ProviderName
 from gateway.api.routing import Call, Endpoint, json_response
 from gateway.state import Services
 from store import probes
@@ -85,11 +86,15 @@ async def llm_breakers(services: Services) -> dict[str, str] | None:
 
 async def _delivery(services: Services) -> str | None:
     settings = services.settings
-    if settings.uses_sandbox_delivery:
-        if settings.is_production:
-            raise RuntimeError("sandbox delivery in production")
-        return "sandbox"
-    return f"whatsapp cloud api, number {settings.whatsapp_phone_number_id}"
+    match settings.delivery_provider:
+        case ProviderName.SANDBOX:
+            if settings.is_production:
+                raise RuntimeError("sandbox delivery in production")
+            return "sandbox"
+        case ProviderName.MSG91:
+            return f"msg91, number {settings.msg91_sender_id}"
+        case ProviderName.WHATSAPP_CLOUD:
+            return f"whatsapp cloud api, number {settings.whatsapp_phone_number_id}"
 
 
 async def readiness(call: Call) -> Any:

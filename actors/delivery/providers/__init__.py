@@ -4,15 +4,17 @@ from actors.delivery.providers.cloud_api import CloudApiProvider
 from actors.delivery.providers.errors import SendError
 from actors.delivery.providers.factory import make_provider
 from actors.delivery.providers.msg91 import Msg91Provider
-from actors.delivery.providers.protocol import Provider, TextMessage
-from actors.delivery.providers.sandbox import SANDBOX_TOKEN
+from actors.delivery.providers.protocol import MediaFile, OutboundMessage, Provider
+from actors.delivery.providers.sandbox import SANDBOX_TOKEN, SandboxProvider
 
 __all__ = [
     "SANDBOX_TOKEN",
     "CloudApiProvider",
+    "MediaFile",
     "Msg91Provider",
+    "OutboundMessage",
     "Provider",
+    "SandboxProvider",
     "SendError",
-    "TextMessage",
     "make_provider",
 ]

@@ -2,7 +2,7 @@
 
 The send: POST {graph}/{version}/{phone-number-id}/messages with a bearer token
 (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages).
-In sandbox mode the same client talks to the local Graph API fake.
+The sandbox provider is this client pointed at the local Graph API fake.
 """
 
 from __future__ import annotations
@@ -12,11 +12,15 @@ from typing import Any
 import httpx
 
 from actors.delivery.providers.errors import SendError, TransientError, error_for, with_retries
-from actors.delivery.providers.protocol import TextMessage
+from actors.delivery.providers.protocol import MediaFile, OutboundMessage
+from actors.http import DEFAULT_POOL, HttpPool, http_client
 from actors.wire import Content, split_text
+from config.vocabulary import ProviderName
 
 
 class CloudApiProvider:
+    name: ProviderName = ProviderName.WHATSAPP_CLOUD
+
     def __init__(
         self,
         *,
@@ -26,26 +30,30 @@ class CloudApiProvider:
         timeout: float = 15.0,
         max_attempts: int = 4,
         deadline: float = 60.0,
+        pool: HttpPool = DEFAULT_POOL,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._version = api_version
         self._max_attempts = max_attempts
         self._deadline = deadline
-        self._http = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            timeout=httpx.Timeout(timeout),
+        # One client for sends, read receipts and media downloads (absolute URLs).
+        self._http = http_client(
+            base_url=base_url,
             headers={"Authorization": f"Bearer {access_token}"},
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            timeout=timeout,
+            pool=pool,
+            transport=transport,
         )
 
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def send_text(self, message: TextMessage) -> str:
+    async def send(self, message: OutboundMessage) -> str:
         """Send the reply; a text over 4096 characters goes as several messages, in order.
 
         Returns the provider id of the first part, which the outbound row keeps.
         """
-        content = Content.from_payload(message.content, message.text)
+        content = message.content
         if content.kind == "text":
             bodies = [
                 cloud_api_body(Content.plain(part), message.to) for part in split_text(content.text)
@@ -67,8 +75,8 @@ class CloudApiProvider:
         if response.status_code >= 400:
             raise SendError(f"mark as read: HTTP {response.status_code}", response.status_code)
 
-    async def fetch_media(self, media_id: str, max_bytes: int) -> tuple[bytes | None, str, int]:
-        """Download a customer's media: (content or None when over the cap, mime type, size).
+    async def fetch_media(self, media_id: str, max_bytes: int) -> MediaFile:
+        """Download a customer's media, with no content when it is over `max_bytes`.
 
         Two steps, as Meta documents: GET /{media-id} for a short-lived URL, then GET that
         URL with the same bearer token.
@@ -81,7 +89,7 @@ class CloudApiProvider:
             mime = str(meta.get("mime_type") or "application/octet-stream")
             size = int(meta.get("file_size") or 0)
             if size > max_bytes:
-                return None, mime, size
+                return MediaFile(None, mime, size)
             chunks: list[bytes] = []
             received = 0
             async with self._http.stream("GET", str(meta["url"])) as download:
@@ -90,20 +98,20 @@ class CloudApiProvider:
                 async for chunk in download.aiter_bytes():
                     received += len(chunk)
                     if received > max_bytes:  # file_size was missing or wrong
-                        return None, mime, received
+                        return MediaFile(None, mime, received)
                     chunks.append(chunk)
-            return b"".join(chunks), mime, received
+            return MediaFile(b"".join(chunks), mime, received)
         except httpx.HTTPError as exc:
             raise TransientError(f"media transport error: {exc!r}") from exc
 
-    async def _send_with_retries(self, message: TextMessage, body: dict[str, Any]) -> str:
+    async def _send_with_retries(self, message: OutboundMessage, body: dict[str, Any]) -> str:
         return await with_retries(
             lambda: self._send_once(message, body),
             max_attempts=self._max_attempts,
             deadline=self._deadline,
         )
 
-    async def _send_once(self, message: TextMessage, body: dict[str, Any]) -> str:
+    async def _send_once(self, message: OutboundMessage, body: dict[str, Any]) -> str:
         # Meta echoes this in every status webhook of the message: it lets a crash
         # between the send and our write be resolved without sending twice.
         body = {**body, "biz_opaque_callback_data": message.callback_data}

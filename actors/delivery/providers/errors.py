@@ -22,8 +22,11 @@ class SendError(Exception):
     """A send the provider refused or could not complete."""
 
     retryable = False
+    # The one Meta error code this class stands for, the default of `code`.
+    meta_code: int | None = None
 
     def __init__(self, title: str, code: int | None = None, *, retryable: bool | None = None):
+        code = code if code is not None else self.meta_code
         super().__init__(f"{code}: {title}" if code is not None else title)
         self.title = title
         self.code = code
@@ -41,24 +44,32 @@ class ThroughputLimitHit(SendError):
     """130429: over the business number's messages per second."""
 
     retryable = True
+    meta_code = 130429
 
 
 class PairRateLimitHit(SendError):
     """131056: too many messages to the same user in a short time."""
 
     retryable = True
+    meta_code = 131056
 
 
 class ReEngagementRequired(SendError):
     """131047: more than 24 hours since the customer wrote; only a template may be sent."""
 
+    meta_code = 131047
+
 
 class Undeliverable(SendError):
     """131026: the message could not be delivered (not a WhatsApp user, old app, ...)."""
 
+    meta_code = 131026
+
 
 class UnsupportedMessage(SendError):
     """131051: the message type is not supported."""
+
+    meta_code = 131051
 
 
 class TemplateError(SendError):
@@ -68,16 +79,21 @@ class TemplateError(SendError):
 class AccountRestricted(SendError):
     """368: the account is temporarily blocked for policy violations."""
 
+    meta_code = 368
 
+
+_NAMED: tuple[type[SendError], ...] = (
+    ThroughputLimitHit,
+    PairRateLimitHit,
+    ReEngagementRequired,
+    Undeliverable,
+    UnsupportedMessage,
+    AccountRestricted,
+)
 _BY_CODE: dict[int, type[SendError]] = {
-    130429: ThroughputLimitHit,
-    131056: PairRateLimitHit,
-    131047: ReEngagementRequired,
-    131026: Undeliverable,
-    131051: UnsupportedMessage,
+    **{kind.meta_code: kind for kind in _NAMED if kind.meta_code is not None},
     132000: TemplateError,
     132001: TemplateError,
-    368: AccountRestricted,
 }
 _TRANSIENT_CODES = frozenset({1, 2, 4, 80007, 131000, 131016})
 

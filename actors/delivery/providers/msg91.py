@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
+import httpx
 
 from actors.delivery.providers.errors import SendError, TransientError, with_retries
-from actors.delivery.providers.protocol import TextMessage
+from actors.delivery.providers.protocol import MediaFile, OutboundMessage
+from actors.http import DEFAULT_POOL, HttpPool, http_client
 from actors.wire import Content, split_text
+from config.vocabulary import ProviderName
 
 SESSION_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/"
 BULK_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/bulk/"
 
 
 class Msg91Provider:
+    name: ProviderName = ProviderName.MSG91
+
     def __init__(
         self,
         *,
@@ -30,29 +34,31 @@ class Msg91Provider:
         timeout: float = 15.0,
         max_attempts: int = 4,
         deadline: float = 60.0,
+        pool: HttpPool = DEFAULT_POOL,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._base = base_url.rstrip("/")
-        self._auth_key = auth_key
         self._number = integrated_number.lstrip("+")
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._max_attempts = max_attempts
         self._deadline = deadline
-        self._http: aiohttp.ClientSession | None = None
+        self._http = http_client(
+            base_url=base_url,
+            headers={"authkey": auth_key},
+            timeout=timeout,
+            pool=pool,
+            transport=transport,
+        )
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
-
-    def _session(self) -> aiohttp.ClientSession:
-        if self._http is None or self._http.closed:
-            self._http = aiohttp.ClientSession(headers={"authkey": self._auth_key})
-        return self._http
+        await self._http.aclose()
 
     async def mark_read(self, business_number: str, message_id: str) -> None:
         return None  # MSG91's session API has no read receipts for inbound messages
 
-    async def send_text(self, message: TextMessage) -> str:
-        content = Content.from_payload(message.content, message.text)
+    async def fetch_media(self, media_id: str, max_bytes: int) -> MediaFile | None:
+        return None  # MSG91's webhook carries no Graph media ids to download
+
+    async def send(self, message: OutboundMessage) -> str:
+        content = message.content
         to = message.to.lstrip("+")
         if content.kind == "template":
             return await self._post(BULK_PATH, self._template_body(content, to))
@@ -101,16 +107,14 @@ class Msg91Provider:
 
     async def _post_once(self, path: str, body: dict[str, Any]) -> str:
         try:
-            async with self._session().post(
-                self._base + path, json=body, timeout=self._timeout
-            ) as response:
-                status = response.status
-                try:
-                    data = await response.json(content_type=None)
-                except ValueError:
-                    data = None
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            response = await self._http.post(path, json=body)
+        except httpx.TransportError as exc:
             raise TransientError(f"transport error: {exc!r}") from exc
+        status = response.status_code
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
         if not isinstance(data, dict):
             raise SendError(f"unreadable response (HTTP {status})", retryable=status >= 500)
         if status >= 400 or data.get("hasError") or data.get("status") == "fail":
