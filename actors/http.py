@@ -1,18 +1,18 @@
-"""The one HTTP client stack for outside services: httpx over aiohttp's connection pool.
+"""The one HTTP client stack for outside services: aiohttp.
 
-The Graph API (sends, read receipts, media), MSG91 and OpenRouter all go through an
-`httpx.AsyncClient` whose transport is httpx-aiohttp's `AiohttpTransport`. httpx gives one
-request/response API and a transport seam for tests; aiohttp's pool holds hundreds of
-requests in flight where httpcore's collapses (encode/httpcore#1035). BENCHMARKS.md "HTTP
-client stacks" has the measurements. Each actor makes one client and keeps it.
+The Graph API (sends, read receipts, media), MSG91 and OpenRouter each go through one
+`aiohttp.ClientSession` per actor, with a pool sized by configuration. aiohttp, not httpx:
+httpcore's pool collapses with hundreds of requests in flight (encode/httpcore#1035), and
+httpx over aiohttp's pool (httpx-aiohttp) still costs 2-3 times aiohttp's CPU per request;
+BENCHMARKS.md "HTTP client stacks" has the measurements. Tests point clients at the local
+fakes (fakes/) by base URL.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-from httpx_aiohttp import HttpxAiohttpClient
+import aiohttp
 
 from config import Settings
 
@@ -22,7 +22,7 @@ class HttpPool:
     """How many connections a client keeps, and how long an idle one stays open."""
 
     connections: int = 100
-    keepalive_seconds: float = 30.0
+    keepalive_seconds: float = 60.0
 
     @classmethod
     def for_delivery(cls, settings: Settings) -> HttpPool:
@@ -37,23 +37,39 @@ class HttpPool:
 DEFAULT_POOL = HttpPool()
 
 
-def http_client(
-    *,
-    base_url: str = "",
-    headers: dict[str, str] | None = None,
-    timeout: float,
-    pool: HttpPool,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """A client with its own connection pool; `transport` replaces the network in tests."""
-    # HttpxAiohttpClient puts AiohttpTransport under every route, those of proxies set in
-    # the environment (HTTPS_PROXY, ...) included.
-    return HttpxAiohttpClient(
-        base_url=base_url.rstrip("/"),
-        headers=headers,
-        timeout=httpx.Timeout(timeout),
-        limits=httpx.Limits(
-            max_connections=pool.connections, keepalive_expiry=pool.keepalive_seconds
-        ),
-        transport=transport,
-    )
+class HttpClient:
+    """One session with its own connection pool, made on first use inside the event loop
+    (aiohttp binds a session to the loop that runs it)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str = "",
+        headers: dict[str, str] | None = None,
+        timeout: float,
+        pool: HttpPool,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = headers or {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._pool = pool
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self._headers,
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(
+                    limit=self._pool.connections, keepalive_timeout=self._pool.keepalive_seconds
+                ),
+            )
+        return self._session
+
+    def url(self, path: str) -> str:
+        """`path` under the base URL; an absolute URL (a media download) stays as it is."""
+        return path if "://" in path else self.base_url + path
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()

@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     # idle one is kept open.
     http_pool_connections: int = Field(default=200, ge=1)
     llm_http_pool_connections: int = Field(default=1000, ge=1)
-    http_keepalive_seconds: float = Field(default=30.0, ge=0)
+    http_keepalive_seconds: float = Field(default=60.0, ge=0)
     # A send a crash left without an answer waits this long for Meta's status webhook
     # (which echoes our id) before it is sent again (DESIGN.md §3).
     unknown_send_wait_seconds: float = 30.0

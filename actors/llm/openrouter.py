@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import structlog
 from tenacity import (
@@ -27,7 +27,7 @@ from tenacity import (
 from tenacity.stop import stop_base
 from tenacity.wait import wait_random_exponential
 
-from actors.http import HttpPool, http_client
+from actors.http import HttpClient, HttpPool
 from actors.llm.breaker import CircuitBreaker
 from actors.llm.chat import POLITE_FAILURE
 from actors.llm.context import LLMProfile, build_messages, estimate_tokens
@@ -91,16 +91,16 @@ class OpenRouterClient:
             "HTTP-Referer": "https://github.com/wa-support/wa-support",
             "X-Title": "wa-support",
         }
-        # httpx over aiohttp's pool (actors.http): httpcore's own pool collapses with
+        # aiohttp, the one client stack (actors.http): httpcore's pool collapses with
         # hundreds of requests in flight (encode/httpcore#1035; BENCHMARKS.md "LLM pool").
-        self._http = http_client(
+        self._http = HttpClient(
             headers=self._headers,
             timeout=settings.llm_timeout_seconds,
             pool=HttpPool.for_llm(settings),
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     def breaker(self, model: str) -> CircuitBreaker:
         if model not in self._breakers:
@@ -221,16 +221,16 @@ class OpenRouterClient:
             "temperature": self._s.llm_temperature,
         }
         try:
-            # A deadline for the whole exchange; httpx's timeouts are per connect and read.
-            async with asyncio.timeout(timeout):
-                response = await self._http.post(self._url, json=body, timeout=timeout)
-            status = response.status_code
-            retry_after = _retry_after(response.headers.get("retry-after"))
-            raw = response.content
-        except (TimeoutError, httpx.TimeoutException) as exc:
+            async with self._http.session().post(
+                self._url, json=body, timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                status = response.status
+                retry_after = _retry_after(response.headers.get("retry-after"))
+                raw = await response.read()
+        except TimeoutError as exc:
             self._metrics.calls.labels(model, "timeout").inc()
             raise ModelFailed("timeout", repr(exc), retryable=True) from exc
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             self._metrics.calls.labels(model, "connection_error").inc()
             raise ModelFailed("connection_error", repr(exc), retryable=True) from exc
         if status == 429:

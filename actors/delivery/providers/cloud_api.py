@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from actors.delivery.providers.errors import SendError, TransientError, error_for, with_retries
 from actors.delivery.providers.protocol import MediaFile, OutboundMessage
-from actors.http import DEFAULT_POOL, HttpPool, http_client
+from actors.http import DEFAULT_POOL, HttpClient, HttpPool
 from actors.wire import Content, split_text
 from config.vocabulary import ProviderName
 
@@ -31,22 +32,20 @@ class CloudApiProvider:
         max_attempts: int = 4,
         deadline: float = 60.0,
         pool: HttpPool = DEFAULT_POOL,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._version = api_version
         self._max_attempts = max_attempts
         self._deadline = deadline
         # One client for sends, read receipts and media downloads (absolute URLs).
-        self._http = http_client(
+        self._http = HttpClient(
             base_url=base_url,
             headers={"Authorization": f"Bearer {access_token}"},
             timeout=timeout,
             pool=pool,
-            transport=transport,
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def send(self, message: OutboundMessage) -> str:
         """Send the reply; a text over 4096 characters goes as several messages, in order.
@@ -66,14 +65,14 @@ class CloudApiProvider:
     async def mark_read(self, business_number: str, message_id: str) -> None:
         # https://developers.facebook.com/docs/whatsapp/cloud-api/guides/mark-message-as-read
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
+        url = self._http.url(f"/{self._version}/{business_number}/messages")
         try:
-            response = await self._http.post(
-                f"/{self._version}/{business_number}/messages", json=body
-            )
-        except httpx.TransportError as exc:
+            async with self._http.session().post(url, json=body) as response:
+                status = response.status
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"transport error: {exc!r}") from exc
-        if response.status_code >= 400:
-            raise SendError(f"mark as read: HTTP {response.status_code}", response.status_code)
+        if status >= 400:
+            raise SendError(f"mark as read: HTTP {status}", status)
 
     async def fetch_media(self, media_id: str, max_bytes: int) -> MediaFile:
         """Download a customer's media, with no content when it is over `max_bytes`.
@@ -81,27 +80,28 @@ class CloudApiProvider:
         Two steps, as Meta documents: GET /{media-id} for a short-lived URL, then GET that
         URL with the same bearer token.
         """
+        session = self._http.session()
         try:
-            info = await self._http.get(f"/{self._version}/{media_id}")
-            if info.status_code >= 400:
-                raise SendError(f"media lookup: HTTP {info.status_code}", info.status_code)
-            meta = info.json()
+            async with session.get(self._http.url(f"/{self._version}/{media_id}")) as info:
+                if info.status >= 400:
+                    raise SendError(f"media lookup: HTTP {info.status}", info.status)
+                meta = orjson.loads(await info.read())
             mime = str(meta.get("mime_type") or "application/octet-stream")
             size = int(meta.get("file_size") or 0)
             if size > max_bytes:
                 return MediaFile(None, mime, size)
             chunks: list[bytes] = []
             received = 0
-            async with self._http.stream("GET", str(meta["url"])) as download:
-                if download.status_code >= 400:
-                    raise SendError(f"media download: HTTP {download.status_code}")
-                async for chunk in download.aiter_bytes():
+            async with session.get(str(meta["url"])) as download:
+                if download.status >= 400:
+                    raise SendError(f"media download: HTTP {download.status}")
+                async for chunk in download.content.iter_chunked(64 * 1024):
                     received += len(chunk)
                     if received > max_bytes:  # file_size was missing or wrong
                         return MediaFile(None, mime, received)
                     chunks.append(chunk)
             return MediaFile(b"".join(chunks), mime, received)
-        except httpx.HTTPError as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"media transport error: {exc!r}") from exc
 
     async def _send_with_retries(self, message: OutboundMessage, body: dict[str, Any]) -> str:
@@ -117,27 +117,28 @@ class CloudApiProvider:
         body = {**body, "biz_opaque_callback_data": message.callback_data}
         if message.context_message_id:
             body["context"] = {"message_id": message.context_message_id}
+        url = self._http.url(f"/{self._version}/{message.business_number}/messages")
         try:
-            response = await self._http.post(
-                f"/{self._version}/{message.business_number}/messages", json=body
-            )
-        except httpx.TransportError as exc:
+            async with self._http.session().post(url, json=body) as response:
+                status = response.status
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"transport error: {exc!r}") from exc
         try:
-            data = response.json()
+            data = orjson.loads(raw)
         except ValueError as exc:
             raise SendError(
-                f"unreadable response (HTTP {response.status_code})",
-                retryable=response.status_code >= 500 or response.status_code == 200,
+                f"unreadable response (HTTP {status})",
+                retryable=status >= 500 or status == 200,
             ) from exc
-        if response.status_code >= 400 or "error" in data:
+        if status >= 400 or "error" in data:
             error = data.get("error") or {}
             code = error.get("code")
             title = str(error.get("message") or error.get("error_data", {}).get("details", ""))
             raise error_for(
                 code if isinstance(code, int) else None,
-                title or f"HTTP {response.status_code}",
-                response.status_code,
+                title or f"HTTP {status}",
+                status,
             )
         try:
             return str(data["messages"][0]["id"])

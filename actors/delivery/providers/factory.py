@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from actors.delivery.providers.cloud_api import CloudApiProvider
 from actors.delivery.providers.msg91 import Msg91Provider
 from actors.delivery.providers.protocol import Provider
@@ -17,7 +15,6 @@ def make_provider(
     settings: Settings,
     *,
     sandbox_base_url: str | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Provider:
     """The provider `settings.delivery_provider` names, with its own HTTP client."""
     pool = HttpPool.for_delivery(settings)
@@ -31,7 +28,6 @@ def make_provider(
                 integrated_number=settings.msg91_sender_id,
                 timeout=timeout,
                 pool=pool,
-                transport=transport,
             )
         case ProviderName.SANDBOX:
             if sandbox_base_url is None:
@@ -41,7 +37,6 @@ def make_provider(
                 api_version=settings.whatsapp_api_version,
                 timeout=timeout,
                 pool=pool,
-                transport=transport,
             )
         case ProviderName.WHATSAPP_CLOUD:
             assert settings.whatsapp_access_token is not None
@@ -51,5 +46,4 @@ def make_provider(
                 access_token=settings.whatsapp_access_token.get_secret_value(),
                 timeout=timeout,
                 pool=pool,
-                transport=transport,
             )

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 
 from actors.delivery.providers.errors import SendError, TransientError, with_retries
 from actors.delivery.providers.protocol import MediaFile, OutboundMessage
-from actors.http import DEFAULT_POOL, HttpPool, http_client
+from actors.http import DEFAULT_POOL, HttpClient, HttpPool
 from actors.wire import Content, split_text
 from config.vocabulary import ProviderName
 
@@ -35,21 +36,16 @@ class Msg91Provider:
         max_attempts: int = 4,
         deadline: float = 60.0,
         pool: HttpPool = DEFAULT_POOL,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._number = integrated_number.lstrip("+")
         self._max_attempts = max_attempts
         self._deadline = deadline
-        self._http = http_client(
-            base_url=base_url,
-            headers={"authkey": auth_key},
-            timeout=timeout,
-            pool=pool,
-            transport=transport,
+        self._http = HttpClient(
+            base_url=base_url, headers={"authkey": auth_key}, timeout=timeout, pool=pool
         )
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
 
     async def mark_read(self, business_number: str, message_id: str) -> None:
         return None  # MSG91's session API has no read receipts for inbound messages
@@ -107,12 +103,13 @@ class Msg91Provider:
 
     async def _post_once(self, path: str, body: dict[str, Any]) -> str:
         try:
-            response = await self._http.post(path, json=body)
-        except httpx.TransportError as exc:
+            async with self._http.session().post(self._http.url(path), json=body) as response:
+                status = response.status
+                raw = await response.read()
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"transport error: {exc!r}") from exc
-        status = response.status_code
         try:
-            data = response.json()
+            data = orjson.loads(raw)
         except ValueError:
             data = None
         if not isinstance(data, dict):

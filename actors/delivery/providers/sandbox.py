@@ -8,8 +8,6 @@ and reports itself as `sandbox`.
 
 from __future__ import annotations
 
-import httpx
-
 from actors.delivery.providers.cloud_api import CloudApiProvider
 from actors.http import DEFAULT_POOL, HttpPool
 from config.vocabulary import ProviderName
@@ -27,7 +25,6 @@ class SandboxProvider(CloudApiProvider):
         api_version: str,
         timeout: float = 15.0,
         pool: HttpPool = DEFAULT_POOL,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(
             base_url=base_url,
@@ -35,5 +32,4 @@ class SandboxProvider(CloudApiProvider):
             access_token=SANDBOX_TOKEN,
             timeout=timeout,
             pool=pool,
-            transport=transport,
         )
