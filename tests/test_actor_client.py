@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from actors.client import ActorClient, NoActors
-from actors.wire import DeliveryRequest, LLMRequest
+from actors.wire import Content, DeliveryRequest, LLMRequest
 from store import live_events, probes
 from tests.support import eventually
 
@@ -35,7 +35,7 @@ def _none() -> ActorClient:
 
 async def test_calls_to_a_kind_with_no_actors_say_so() -> None:
     with pytest.raises(NoActors):
-        await _none().send_reply(DeliveryRequest(1, "b", "c", "hi"), wait=1)
+        await _none().send_reply(DeliveryRequest(1, "b", "c", Content.plain("hi")), wait=1)
     with pytest.raises(NoActors):
         await _none().complete_one(LLMRequest(request_id=-1, history=(), text="hi"), wait=1)
     assert await _none().shard_stats(wait=1) == []
