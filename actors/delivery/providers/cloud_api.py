@@ -36,6 +36,8 @@ class CloudApiProvider:
         self._version = api_version
         self._max_attempts = max_attempts
         self._deadline = deadline
+        # A file may take longer than one send: its download is bounded per read instead.
+        self._download_timeout = aiohttp.ClientTimeout(sock_connect=timeout, sock_read=timeout)
         # One client for sends, read receipts and media downloads (absolute URLs).
         self._http = HttpClient(
             base_url=base_url,
@@ -92,7 +94,7 @@ class CloudApiProvider:
                 return MediaFile(None, mime, size)
             chunks: list[bytes] = []
             received = 0
-            async with session.get(str(meta["url"])) as download:
+            async with session.get(str(meta["url"]), timeout=self._download_timeout) as download:
                 if download.status >= 400:
                     raise SendError(f"media download: HTTP {download.status}")
                 async for chunk in download.content.iter_chunked(64 * 1024):
