@@ -23,7 +23,6 @@ class ReplyTarget:
     conversation_id: int
     business_number: str
     customer_phone: str
-    provider: str
     last_customer_message_at: datetime | None
     within_window: bool
 
@@ -92,9 +91,6 @@ async def remove_label(conn: asyncpg.Connection, conversation_id: int, label: st
 async def reply_target(conn: asyncpg.Connection, conversation_id: int) -> ReplyTarget | None:
     r = await conn.fetchrow(
         """SELECT c.id, c.business_number, c.customer_phone, c.last_customer_message_at,
-                  COALESCE((SELECT m.provider FROM messages m WHERE m.conversation_id = c.id
-                            AND m.direction = 'inbound' ORDER BY m.id DESC LIMIT 1),
-                           'whatsapp_cloud') AS provider,
                   c.last_customer_message_at > now() - make_interval(secs => $2) AS within
            FROM conversations c WHERE c.id = $1""",
         conversation_id,
@@ -106,22 +102,24 @@ async def reply_target(conn: asyncpg.Connection, conversation_id: int) -> ReplyT
         conversation_id=r["id"],
         business_number=r["business_number"],
         customer_phone=r["customer_phone"],
-        provider=r["provider"],
         last_customer_message_at=r["last_customer_message_at"],
         within_window=bool(r["within"]),
     )
 
 
 async def insert_agent_reply(
-    conn: asyncpg.Connection, target: ReplyTarget, text: str, user_id: int
+    conn: asyncpg.Connection, target: ReplyTarget, text: str, user_id: int, *, provider: str
 ) -> int:
-    """Store an operator's reply as pending (no reply_to_id: it answers no one message)."""
+    """Store an operator's reply as pending (no reply_to_id: it answers no one message).
+
+    `provider` is the one configured to send it, whichever carried the customer's message.
+    """
     message_id: int = await conn.fetchval(
         """INSERT INTO messages (conversation_id, direction, provider, type, text, status,
                                  sent_by_user_id)
            VALUES ($1, 'outbound', $2, 'text', $3, 'pending', $4) RETURNING id""",
         target.conversation_id,
-        target.provider,
+        provider,
         text,
         user_id,
     )

@@ -325,3 +325,32 @@ def _count(graph: GraphApiFake, phone: str, n: int):  # type: ignore[no-untyped-
         return len(graph.messages_to(phone)) >= n
 
     return check()
+
+
+async def test_an_agent_reply_records_the_provider_that_sends_it_not_the_customers_last(
+    api: httpx.AsyncClient,
+    agent: Operator,
+    customer: WebhookClient,
+    graph: GraphApiFake,
+    db: asyncpg.Pool,
+) -> None:
+    phone = new_phone()
+    await write(customer, phone, "Hello from the Cloud API")
+    await eventually(lambda: _count(graph, phone, 1))
+    conv = await conversation_of(api, agent, phone)
+    # The customer's latest message came in through MSG91 (a number moved between providers).
+    await db.execute(
+        """INSERT INTO messages (conversation_id, direction, provider, provider_message_id,
+                                 type, text, status, processed_at)
+           VALUES ($1, 'inbound', 'msg91', $2, 'text', 'via msg91', 'received', now())""",
+        conv["id"],
+        f"msg91:{phone}",
+    )
+    sent = await api.post(
+        f"/api/conversations/{conv['id']}/reply", json={"text": "Hi!"}, headers=agent.headers
+    )
+    assert sent.status_code == 201, sent.text
+    provider = await db.fetchval(
+        "SELECT provider FROM messages WHERE id = $1", sent.json()["message"]["id"]
+    )
+    assert provider == "whatsapp_cloud"  # what this deployment sends with

@@ -84,7 +84,11 @@ async def reply(call: Call) -> ReplyOut:
                 "only an approved template now, not a free-form reply",
             )
         message_id = await agent_actions.insert_agent_reply(
-            conn, target, body.text, call.user.user_id
+            conn,
+            target,
+            body.text,
+            call.user.user_id,
+            provider=services.settings.delivery_provider,
         )
     log.info("operator_reply", conversation_id=conversation_id, message_id=message_id)
     await live_events.publish(
