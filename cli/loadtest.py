@@ -110,3 +110,42 @@ def run(args: argparse.Namespace) -> int:
     correctness = report["correctness"]
     # Lost, duplicated or reordered replies fail the run; so does one we could not check.
     return 0 if correctness is not None and correctness["ok"] else 1
+
+
+def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
+    from loadtest.chaos import SCENARIOS
+
+    keys = [s.key for s in SCENARIOS]
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=keys,
+        help="run only this scenario (repeatable); default: all",
+    )
+    parser.add_argument("--short", action="store_true", help="the short version (as in CI)")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="Postgres for the scenarios that do not own theirs",
+    )
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
+    parser.add_argument(
+        "--report", type=Path, default=Path("docs/reliability.md"), help="where the table goes"
+    )
+    parser.add_argument("--progress", action="store_true", help="live display per scenario")
+
+
+def run_chaos(args: argparse.Namespace) -> int:
+    from loadtest.chaos import run_all
+
+    outcomes = asyncio.run(
+        run_all(
+            args.scenario,
+            short=args.short,
+            database_url=args.database_url,
+            redis_url=args.redis_url,
+            report=args.report,
+            progress=args.progress,
+        )
+    )
+    return 0 if all(o.ok for o in outcomes) else 1

@@ -5,6 +5,7 @@ wa-support migrate    apply the database migrations
 wa-support db seed    load demo conversations for a first look at the dashboard
 wa-support db reset   delete all data (asks first; refused in production)
 wa-support loadtest   simulated customers against a service, with a report
+wa-support chaos      break one part at a time under load; check exactly one reply each
 """
 
 from __future__ import annotations
@@ -34,11 +35,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from cli.loadtest import add_arguments
 
     add_arguments(loadtest)
+    chaos = commands.add_parser("chaos", help="the chaos suite, under load")
+    from cli.loadtest import add_chaos_arguments
+
+    add_chaos_arguments(chaos)
     args = parser.parse_args(argv)
     if args.command == "loadtest":
         from cli.loadtest import run as run_loadtest
 
         return run_loadtest(args)
+    if args.command == "chaos":
+        from cli.loadtest import run_chaos
+
+        return run_chaos(args)
 
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = load_settings(**overrides)

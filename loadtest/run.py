@@ -8,6 +8,7 @@ import json
 import secrets
 import tempfile
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from loadtest.customers import Crowd, Target
 from loadtest.options import LoadOptions
 from loadtest.progress import show
 from loadtest.replies import InProcessFeed, ReplyFeed, SandboxFeed
-from loadtest.service import own_service
+from loadtest.service import OwnService, own_service
 from loadtest.stats import RunStats
 from loadtest.verify import Verdict, verify
 
@@ -42,14 +43,17 @@ async def run(
     redis_url: str | None = None,
     report_dir: Path | None = None,
     progress: bool = True,
+    fault: Callable[[OwnService], Coroutine[Any, Any, float]] | None = None,
 ) -> dict[str, Any]:
+    """One run. `fault` (own service only) starts with the steady window and returns the
+    monotonic time the fault ended; the report then says how soon replies flowed again."""
     run_id = secrets.token_hex(3)
     if external is not None:
         feed: ReplyFeed = SandboxFeed(external.base_url)
         target = Target(external.base_url, external.app_secret, external.business_number)
         result = await _load(
             options, run_id, target, feed, external.database_url, external.service_pid, progress
-        )
+        )  # fmt: skip
     else:
         with tempfile.TemporaryDirectory(prefix="wa-loadtest-") as workdir:
             async with own_service(
@@ -57,9 +61,11 @@ async def run(
                 database_url=database_url, redis_url=redis_url,
             ) as service:  # fmt: skip
                 target = Target(service.base_url, service.app_secret, service.business_number)
+                own = service
                 result = await _load(
                     options, run_id, target, InProcessFeed(service.graph),
                     service.database_url, service.pid, progress,
+                    (lambda: fault(own)) if fault is not None else None,
                 )  # fmt: skip
     if report_dir is not None:
         await asyncio.to_thread(_write_reports, report_dir, run_id, result)
@@ -75,6 +81,7 @@ def _write_reports(report_dir: Path, run_id: str, result: dict[str, Any]) -> Non
 async def _load(
     options: LoadOptions, run_id: str, target: Target, feed: ReplyFeed,
     database_url: str | None, pid: int | None, progress: bool,
+    fault: Callable[[], Coroutine[Any, Any, float]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     stats = RunStats()
     crowd = Crowd(options, target, feed, stats, run_id)
@@ -92,6 +99,7 @@ async def _load(
     await asyncio.sleep(max(0.0, steady_from - time.monotonic()))
     if cpu is not None:
         cpu.start()
+    injected = asyncio.create_task(fault()) if fault is not None else None
     acked_before = stats.acked
     await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
     steady = time.monotonic() - steady_from
@@ -100,6 +108,7 @@ async def _load(
     steady_replies = stats.replies_between(steady_from, stop_at)
     steady_acked = stats.acked - acked_before
     await loading
+    fault_ended = await injected if injected is not None else None
     # Replies still on their way: wait for them, bounded, before judging.
     settle_until = time.monotonic() + options.settle
     while in_flight() and time.monotonic() < settle_until:  # noqa: ASYNC110 - polls counters
@@ -113,8 +122,14 @@ async def _load(
     verdict: Verdict | None = None
     if database_url is not None:
         verdict = await verify(database_url, crowd.acked, feed.seen)
-    return reports.build(
+    result = reports.build(
         options, stats, verdict, run=run_id, steady_seconds=steady,
         steady_replies=steady_replies, steady_acked=steady_acked,
         cpu_seconds=cpu_seconds, service_processes=processes,
     )  # fmt: skip
+    if fault_ended is not None:
+        after = [t for t in stats.reply_times if t >= fault_ended]
+        result["fault"] = {
+            "recovery_seconds": round(min(after) - fault_ended, 2) if after else None,
+        }
+    return result

@@ -42,6 +42,9 @@ class OwnService:
     graph: GraphApiFake
     llm: OpenRouterFake
     log_path: Path
+    redis_url: str
+    # Set when this run started the embedded Postgres: the chaos suite may stop it.
+    pgdata: Path | None
     app_secret: str = APP_SECRET
     business_number: str = BUSINESS_NUMBER
 
@@ -124,7 +127,8 @@ async def own_service(
                 start_new_session=True,
             )  # fmt: skip
         await _wait_listening(process, log_path, f"listening on {base}")
-        yield OwnService(base, db, process.pid, graph, llm, log_path)
+        pgdata = data_dir / "pgdata" if database_url is None else None
+        yield OwnService(base, db, process.pid, graph, llm, log_path, rd, pgdata)
     finally:
         if process is not None:
             await asyncio.to_thread(_stop, process)
