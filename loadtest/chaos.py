@@ -136,7 +136,7 @@ def table(outcomes: list[Outcome], *, short: bool) -> str:
         f"Measured {datetime.now(tz=UTC):%Y-%m-%d %H:%M} UTC, "
         f"{'short' if short else 'full'} scenarios, `wa-support chaos`.",
         "",
-        "| scenario | messages | lost | duplicated | reordered | replies again after | result |",
+        "| scenario | messages | lost | duplicated | reordered | recovered after | result |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for o in outcomes:
@@ -182,6 +182,7 @@ def _document(measured: str) -> str:
         "Each scenario of the chaos suite (`loadtest/chaos.py`) runs 200 closed-loop customers\n"
         "with 10% of webhooks delivered twice against a service of its own, breaks one part\n"
         "mid-load, and then checks every acknowledged message against the database and the\n"
-        'Graph API fake\'s record: exactly one reply, in order. "Replies again after" is the\n'
-        "time from the end of the fault to the first reply after it.\n\n" + measured
+        'Graph API fake\'s record: exactly one reply, in order. "Recovered after" is the time\n'
+        "from the end of the fault until every message written before it was answered.\n\n"
+        + measured
     )

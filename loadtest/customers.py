@@ -134,6 +134,7 @@ class Crowd:
         self._stats.reply_times.append(reply.at)
         if sent_at is not None:
             self._stats.reply_latency.append(reply.at - sent_at)
+            self._stats.answered.append((sent_at, reply.at))
 
     async def _write(self, customer: Customer, stop_at: float) -> int | None:
         seq = customer.next_seq

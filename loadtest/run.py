@@ -128,8 +128,9 @@ async def _load(
         cpu_seconds=cpu_seconds, service_processes=processes,
     )  # fmt: skip
     if fault_ended is not None:
-        after = [t for t in stats.reply_times if t >= fault_ended]
+        # Recovered once everything written before the fault ended has been answered.
+        backlog = [replied for sent, replied in stats.answered if sent < fault_ended]
         result["fault"] = {
-            "recovery_seconds": round(min(after) - fault_ended, 2) if after else None,
+            "recovery_seconds": round(max(0.0, max(backlog) - fault_ended), 2) if backlog else None,
         }
     return result

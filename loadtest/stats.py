@@ -42,6 +42,8 @@ class RunStats:
     reply_latency: list[float] = field(default_factory=list)
     # (monotonic time, seconds from the message to its reply) of every reply, for windows.
     reply_times: list[float] = field(default_factory=list)
+    # (first post, reply seen) of every answered message, for the recovery after a fault.
+    answered: list[tuple[float, float]] = field(default_factory=list)
 
     def replies_between(self, start: float, end: float) -> int:
         return sum(1 for t in self.reply_times if start <= t < end)
