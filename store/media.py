@@ -16,6 +16,21 @@ async def save(
     content: bytes | None,
     error: str | None = None,
 ) -> None:
+    # One transaction: a reader never sees the download without its message's media columns.
+    async with conn.transaction():
+        await _save(conn, message_id, media_id, mime_type, size_bytes, sha256, content, error)
+
+
+async def _save(
+    conn: asyncpg.Connection,
+    message_id: int,
+    media_id: str,
+    mime_type: str | None,
+    size_bytes: int | None,
+    sha256: str | None,
+    content: bytes | None,
+    error: str | None,
+) -> None:
     await conn.execute(
         """INSERT INTO media (message_id, media_id, mime_type, size_bytes, sha256, content, error)
            VALUES ($1, $2, $3, $4, $5, $6, $7)
