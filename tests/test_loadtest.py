@@ -72,7 +72,7 @@ async def test_a_short_self_contained_run_answers_everyone_exactly_once(
     dsn = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
     try:
         report = await run(
-            LoadOptions(customers=20, duration=6, ramp_up=2, think_mean=0.2, settle=20),
+            LoadOptions(customers=20, duration=6, ramp_up=2, think_mean=0.2, settle=45),
             database_url=dsn,
             redis_url=redis_url,
             report_dir=tmp_path,
