@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from redis.asyncio import Redis
+
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
 from fakes.server import FakeServer
@@ -134,7 +136,19 @@ async def own_service(
             await asyncio.to_thread(_stop, process)
         await graph_server.stop()
         await llm_server.stop()
+        if redis_url is not None:
+            await _forget_keys(redis_url, f"lt{run}:")
         await asyncio.to_thread(embedded.stop)
+
+
+async def _forget_keys(redis_url: str, prefix: str) -> None:
+    # A shared Redis keeps nothing of ours: only this run's prefix, never FLUSHALL.
+    client = Redis.from_url(redis_url)
+    try:
+        async for key in client.scan_iter(match=f"{prefix}*", count=500):
+            await client.delete(key)
+    finally:
+        await client.aclose()
 
 
 async def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, banner: str) -> None:
