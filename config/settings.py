@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     human_idle_return_seconds: float = 3600.0
 
     webhook_max_body_bytes: int = 1024 * 1024
+    # GET /api/webhooks/health answers 503 once the oldest unanswered message is this old.
+    webhook_backlog_max_age_seconds: float = 300.0
     # Serial group-commit writers, each owning a share of the phones: commits overlap.
     inbox_writers: int = 4
 

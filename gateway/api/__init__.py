@@ -16,6 +16,7 @@ from gateway.api import (
     live,
     observe,
     settings_api,
+    webhook_health,
 )
 from gateway.api.openapi import build_spec
 from gateway.api.routing import Call, Endpoint, register
@@ -34,6 +35,7 @@ def endpoints() -> list[Endpoint]:
         *live.ENDPOINTS,
         *diagnostics.ENDPOINTS,
         *health.ENDPOINTS,
+        *webhook_health.ENDPOINTS,
     ]
 
 
