@@ -32,6 +32,7 @@ from tests.support import (
     WebhookClient,
     envelope,
     eventually,
+    message,
     new_phone,
     new_wamid,
     text_message,
@@ -345,3 +346,27 @@ async def test_json_that_is_not_a_webhook_is_refused_with_400_and_nothing_is_sto
         == 0
     )
     assert await stored_count(db, phone) == 0
+
+
+async def test_numbers_where_strings_are_documented_are_accepted_as_meta_sends_them(
+    webhooks: WebhookClient, db: asyncpg.Pool
+) -> None:
+    # Meta's own examples carry integer timestamps and ids, and coordinates as strings.
+    phone = new_phone()
+    when = int(datetime.now(tz=UTC).timestamp())
+    location = message(phone, "location", location={"latitude": "52.52", "longitude": "13.4"})
+    location["timestamp"] = when
+    body = envelope([location])
+    body["entry"][0]["id"] = 880000000000
+    status = {"id": "wamid.unknown-to-us", "status": "delivered", "timestamp": when,
+              "recipient_id": int(phone)}  # fmt: skip
+    body["entry"][0]["changes"][0]["value"]["statuses"] = [status]
+    response = await webhooks.post(body)
+    assert response.status_code == 200, response.text
+    stored = await db.fetchrow(
+        "SELECT text, provider_timestamp FROM messages WHERE provider_message_id = $1",
+        location["id"],
+    )
+    assert stored is not None
+    assert stored["provider_timestamp"] == datetime.fromtimestamp(when, tz=UTC)
+    assert stored["text"] == "52.52,13.4"

@@ -14,7 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    # Meta sends some numbers as strings and some strings as numbers (timestamps, ids,
+    # coordinates): take both, as its own examples do.
+    model_config = ConfigDict(
+        extra="allow", frozen=True, populate_by_name=True, coerce_numbers_to_str=True
+    )
 
 
 class Profile(_Model):
