@@ -75,5 +75,16 @@ async def retry(conn: asyncpg.Connection, conversation_id: int, message_id: int)
     return str(result).endswith(" 1")
 
 
+async def status_of(conn: asyncpg.Connection, conversation_id: int, message_id: int) -> str | None:
+    """The status of an inbound message of this conversation; None if there is none."""
+    value = await conn.fetchval(
+        """SELECT status FROM messages
+           WHERE id = $1 AND conversation_id = $2 AND direction = 'inbound'""",
+        message_id,
+        conversation_id,
+    )
+    return str(value) if value is not None else None
+
+
 async def count(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM messages WHERE status = 'dead'"))

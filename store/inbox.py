@@ -162,6 +162,17 @@ async def open_before(
     return _items(await conn.fetch(_OPEN_BEFORE, message_id, limit))
 
 
+async def item(conn: asyncpg.Connection, message_id: int) -> InboxItem | None:
+    """One inbound message as the shards take it (an operator's retry routes it again)."""
+    rows = await conn.fetch(
+        f"""SELECT {_ITEM_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.id = $1 AND m.direction = 'inbound'""",
+        message_id,
+    )
+    found = _items(rows)
+    return found[0] if found else None
+
+
 def _items(rows: Sequence[asyncpg.Record]) -> list[InboxItem]:
     return [
         InboxItem(

@@ -7,14 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
+from actors.conversation.shard import ConversationShard
 from actors.conversation.turn import HANDOFF_REPLY
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from store import inbox, outbound
 from store.dead_letters import HOLDING_REPLY
 from store.records import InboxItem
+from tests.api_fixtures import Operator
 from tests.local_shard import local_shard, store_texts, wait_processed
 from tests.support import eventually, new_phone
 
@@ -110,14 +113,7 @@ async def test_with_the_flag_action_a_dead_letter_hands_the_conversation_to_a_pe
         settings, phone, dead_letter_action="flag", message_max_attempts=2
     ) as shard:
         [item] = await store_texts(db, phone, "boom")
-
-        async def plan(*args: Any) -> Any:
-            raise RuntimeError("broken")
-
-        await shard.ping()
-        shard._ctx.planner.plan = plan  # type: ignore[method-assign]
-        await shard.deliver([item])
-        await wait_processed(db, item)
+        await _handle_with_a_broken_planner(shard, db, item, "broken")
     assert (await _row(db, item))["status"] == "dead"
     conv = await db.fetchrow(
         "SELECT state, handoff_reason FROM conversations WHERE id = $1", item.conversation_id
@@ -154,5 +150,51 @@ async def test_a_crash_between_the_handoff_and_the_reply_leaves_one_reply_and_on
     assert (await _row(db, item))["status"] == "processed"
 
 
+async def _handle_with_a_broken_planner(
+    shard: ConversationShard, db: asyncpg.Pool, item: InboxItem, error: str
+) -> None:
+    async def plan(*args: Any) -> Any:
+        raise RuntimeError(error)
+
+    await shard.ping()
+    shard._ctx.planner.plan = plan  # type: ignore[method-assign]
+    await shard.deliver([item])
+    await wait_processed(db, item)
+
+
 async def _count(graph: GraphApiFake, phone: str, n: int) -> bool:
     return len(graph.messages_to(phone)) >= n
+
+
+async def test_an_operator_sees_a_dead_message_and_retries_it_from_the_api(
+    settings: Settings,
+    db: asyncpg.Pool,
+    graph: GraphApiFake,
+    api: httpx.AsyncClient,
+    agent: Operator,
+) -> None:
+    phone = new_phone()
+    async with local_shard(settings, phone, message_max_attempts=2) as shard:
+        [item] = await store_texts(db, phone, "please retry me")
+        await _handle_with_a_broken_planner(shard, db, item, "a bug, fixed since")
+        await eventually(lambda: _count(graph, phone, 1))
+    path = f"/api/conversations/{item.conversation_id}"
+    thread = (await api.get(path, headers=agent.headers)).json()
+    [dead] = [m for m in thread["messages"] if m["id"] == item.message_id]
+    assert dead["status"] == "dead" and dead["attempts"] == 2
+    assert "a bug, fixed since" in dead["last_error"]
+    assert [s["status"] for s in dead["statuses"]] == ["received", "dead"]
+    assert "wa_dead_letters_total" in (await api.get("/metrics")).text
+
+    response = await api.post(f"{path}/messages/{item.message_id}/retry", headers=agent.headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "received" and response.json()["attempts"] == 0
+    await wait_processed(db, item)
+    await eventually(lambda: _count(graph, phone, 2))
+    assert _texts(graph, phone) == [HOLDING_REPLY, "Echo: please retry me"]
+    assert (await _row(db, item))["status"] == "processed"
+
+    again = await api.post(f"{path}/messages/{item.message_id}/retry", headers=agent.headers)
+    assert again.status_code == 409
+    missing = await api.post(f"{path}/messages/{2**62}/retry", headers=agent.headers)
+    assert missing.status_code == 404
