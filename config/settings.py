@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     history_turns: int = 20
     inbox_sweep_seconds: float = 30.0
     inbox_replay_after_seconds: float = 60.0
+    # Tries of one inbound message (counted in Postgres, across restarts and sweeps) before
+    # it is a dead letter; then the customer gets one holding reply, or a person is flagged.
+    message_max_attempts: int = Field(default=5, ge=1)
+    message_retry_base_seconds: float = 0.5
+    dead_letter_action: Literal["holding_reply", "flag"] = "holding_reply"
 
     # Per-phone abuse limit: messages a customer may send per window before the bot stops
     # answering them (stored all the same) and says, once, to slow down.

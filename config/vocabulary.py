@@ -58,6 +58,7 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    DEAD = "dead"  # an inbound message that failed every attempt (a dead letter)
 
 
 class ConversationState(StrEnum):

@@ -44,7 +44,13 @@ STATUS_TRANSITIONS = MetricDef(
     "Outbound status changes by new status (sending, sent, failed; delivered, read by webhook)",
     ("to",),
 )
-ALL = (DELIVERIES, REPLY_LATENCY, STATUS_TRANSITIONS)
+DEAD_LETTERS = MetricDef(
+    "wa_dead_letters",
+    "counter",
+    "Inbound messages that failed every try, by what followed (holding_reply, flag)",
+    ("action",),
+)
+ALL = (DELIVERIES, REPLY_LATENCY, STATUS_TRANSITIONS, DEAD_LETTERS)
 
 
 def _key(prefix: str, metric: MetricDef) -> str:

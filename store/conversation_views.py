@@ -68,6 +68,9 @@ class MessageRow:
     error_code: int | None
     error_title: str | None
     statuses: list[StatusEntry] = field(default_factory=list)
+    # An inbound message's tries, and the error of the last failed one (a dead letter's).
+    attempts: int = 0
+    last_error: str | None = None
 
 
 _CONVERSATION_COLUMNS = """c.id, c.business_number, c.customer_phone, c.customer_name, c.state,
@@ -174,7 +177,7 @@ async def messages_page(
         """SELECT * FROM (
                SELECT m.id, m.direction, m.type, m.text, m.status, m.created_at,
                       m.sent_by_user_id, m.reply_to_id, m.model, m.error_code, m.error_title,
-                      m.processed_at,
+                      m.processed_at, m.attempts, m.last_error,
                       (SELECT coalesce(json_agg(json_build_object(
                                   'status', s.status, 'at', s.at, 'error_code', s.error_code)
                               ORDER BY s.id), '[]'::json)
@@ -194,7 +197,10 @@ def _message(r: asyncpg.Record) -> MessageRow:
     if r["direction"] == "inbound":
         statuses = [StatusEntry(MessageStatus.RECEIVED, r["created_at"])]
         if r["processed_at"] is not None:
-            statuses.append(StatusEntry(MessageStatus.PROCESSED, r["processed_at"]))
+            done = (
+                MessageStatus.DEAD if r["status"] == MessageStatus.DEAD else MessageStatus.PROCESSED
+            )
+            statuses.append(StatusEntry(done, r["processed_at"]))
     else:
         statuses = [
             StatusEntry(s["status"], datetime.fromisoformat(s["at"]), s["error_code"])
@@ -213,4 +219,6 @@ def _message(r: asyncpg.Record) -> MessageRow:
         error_code=r["error_code"],
         error_title=r["error_title"],
         statuses=statuses,
+        attempts=r["attempts"],
+        last_error=r["last_error"],
     )

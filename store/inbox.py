@@ -1,6 +1,7 @@
 """The inbox: inbound messages stored before the webhook is acknowledged.
 
-An inbound row whose `processed_at` is NULL is unprocessed. Inserts are idempotent on
+An inbound row whose `processed_at` is NULL is unprocessed (a dead letter is processed,
+with status `dead`). Inserts are idempotent on
 the provider's message id (Meta retries webhooks for days, DESIGN.md §6), and a batch
 of messages from many webhook requests goes in with one statement per table.
 """
@@ -45,15 +46,32 @@ ON CONFLICT (provider_message_id) DO NOTHING
 RETURNING id, conversation_id, provider_message_id
 """
 
-_UNPROCESSED = """
-SELECT m.id, m.conversation_id, c.business_number, c.customer_phone, m.type, m.text,
-       m.provider_message_id, m.provider, m.payload, m.request_id
+_ITEM_COLUMNS = """m.id, m.conversation_id, c.business_number, c.customer_phone, m.type, m.text,
+       m.provider_message_id, m.provider, m.payload, m.request_id"""
+
+_UNPROCESSED = f"""
+SELECT {_ITEM_COLUMNS}
 FROM messages m JOIN conversations c ON c.id = m.conversation_id
 WHERE m.direction = 'inbound' AND m.processed_at IS NULL
   AND m.created_at <= now() - make_interval(secs => $1)
   AND m.id > $2
 ORDER BY m.id
 LIMIT $3
+"""
+
+# The order gate (DESIGN.md §3): a message waits while an earlier inbound message of its
+# conversation is open, i.e. neither processed nor dead, whichever path brought either.
+_BLOCKED_BY = """(SELECT min(e.id) FROM messages e
+                   WHERE e.conversation_id = m.conversation_id AND e.direction = 'inbound'
+                     AND e.processed_at IS NULL AND e.status <> 'dead' AND e.id < m.id)"""
+
+_OPEN_BEFORE = f"""
+SELECT {_ITEM_COLUMNS}
+FROM messages m JOIN conversations c ON c.id = m.conversation_id
+WHERE m.direction = 'inbound' AND m.processed_at IS NULL AND m.status <> 'dead'
+  AND m.conversation_id = (SELECT conversation_id FROM messages WHERE id = $1) AND m.id < $1
+ORDER BY m.id
+LIMIT $2
 """
 
 
@@ -134,7 +152,28 @@ async def unprocessed(
     after_id: int = 0,
     limit: int = 1000,
 ) -> list[InboxItem]:
-    rows = await conn.fetch(_UNPROCESSED, older_than_seconds, after_id, limit)
+    return _items(await conn.fetch(_UNPROCESSED, older_than_seconds, after_id, limit))
+
+
+async def open_before(
+    conn: asyncpg.Connection, message_id: int, *, limit: int = 100
+) -> list[InboxItem]:
+    """The open inbound messages of this message's conversation that come before it."""
+    return _items(await conn.fetch(_OPEN_BEFORE, message_id, limit))
+
+
+async def item(conn: asyncpg.Connection, message_id: int) -> InboxItem | None:
+    """One inbound message as the shards take it (an operator's retry routes it again)."""
+    rows = await conn.fetch(
+        f"""SELECT {_ITEM_COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id
+            WHERE m.id = $1 AND m.direction = 'inbound'""",
+        message_id,
+    )
+    found = _items(rows)
+    return found[0] if found else None
+
+
+def _items(rows: Sequence[asyncpg.Record]) -> list[InboxItem]:
     return [
         InboxItem(
             message_id=r["id"],
@@ -181,17 +220,20 @@ class WorkState:
     first_message: bool = False
     variables: dict[str, Any] | None = None
     flow_state: dict[str, Any] | None = None
+    # The earliest earlier open message of the conversation: this one must wait for it.
+    blocked_by: int | None = None
 
 
 async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | None:
     r = await conn.fetchrow(
-        """SELECT m.processed_at IS NOT NULL AS processed, c.state,
+        f"""SELECT m.processed_at IS NOT NULL AS processed, c.state,
                   o.id AS o_id, o.text AS o_text, o.status AS o_status,
                   o.provider_message_id AS o_wamid, o.payload AS o_payload,
                   c.variables, c.flow_state,
                   NOT EXISTS (SELECT 1 FROM messages e
                               WHERE e.conversation_id = m.conversation_id
                                 AND e.direction = 'inbound' AND e.id < m.id) AS first_message,
+                  {_BLOCKED_BY} AS blocked_by,
                   CASE WHEN c.state = 'human' THEN extract(epoch FROM now() - GREATEST(
                       c.handoff_at,
                       (SELECT max(a.created_at) FROM messages a
@@ -226,4 +268,48 @@ async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | N
         first_message=r["first_message"],
         variables=_as_dict(r["variables"]),
         flow_state=_as_dict(r["flow_state"]) or None,
+        blocked_by=r["blocked_by"],
     )
+
+
+async def lock_conversation(conn: asyncpg.Connection, conversation_id: int) -> None:
+    """Hold the conversation until this transaction ends: one turn commits at a time.
+
+    Every shard and gateway takes the same lock, so two of them never commit turns of one
+    conversation at once, whatever path brought the messages.
+    """
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock($1, ($2::bigint % 2147483647)::int)",
+        _TURN_LOCK_SPACE,
+        conversation_id,
+    )
+
+
+# The first key of the two-key advisory lock: its own space, apart from migrate's.
+_TURN_LOCK_SPACE = 21
+
+
+async def begin_attempt(conn: asyncpg.Connection, message_id: int) -> int:
+    """Count one more try of an open message (durably: restarts and sweeps count too)."""
+    value = await conn.fetchval(
+        """UPDATE messages SET attempts = attempts + 1, updated_at = now()
+           WHERE id = $1 AND processed_at IS NULL RETURNING attempts""",
+        message_id,
+    )
+    return int(value or 0)
+
+
+async def record_failure(conn: asyncpg.Connection, message_id: int, error: str) -> tuple[int, str]:
+    """Keep a try's error; return the tries so far and the error kept."""
+    r = await conn.fetchrow(
+        """UPDATE messages SET last_error = $2, updated_at = now()
+           WHERE id = $1 RETURNING attempts, last_error""",
+        message_id,
+        error[:1000],
+    )
+    return (int(r["attempts"]), str(r["last_error"])) if r is not None else (0, error)
+
+
+async def last_error(conn: asyncpg.Connection, message_id: int) -> str | None:
+    value = await conn.fetchval("SELECT last_error FROM messages WHERE id = $1", message_id)
+    return str(value) if value is not None else None

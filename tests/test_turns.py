@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
 from actors.conversation.turn import HANDOFF_REPLY, TurnPlanner
+from actors.conversation.turn_plan import commit_turn
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from fakes.graph_api import GraphApiFake
@@ -170,8 +171,12 @@ async def _plan(planner: TurnPlanner, db: asyncpg.Pool, item: InboxItem) -> str 
         work = await inbox.work_state(conn, item.message_id)
     assert work is not None
     snapshot = ConversationSnapshot(item.conversation_id, item.business_number, item.customer_phone)
-    reply = await planner.plan(item, work, snapshot)
-    return reply.text if reply is not None else None
+    plan = await planner.plan(item, work, snapshot)
+    committed = await commit_turn(db, item, plan)
+    assert committed.blocked_by is None
+    async with db.acquire() as conn:  # as if its reply were sent: the next may go
+        await inbox.mark_processed(conn, [item.message_id])
+    return committed.reply.text if committed.reply is not None else None
 
 
 @pytest.fixture
@@ -184,7 +189,7 @@ async def test_messages_over_the_abuse_limit_are_stored_but_not_sent_to_the_llm(
 ) -> None:
     llm = _EchoLLM()
     abuse = AbuseLimit(redis, prefix=redis_prefix, limit=3, window=60)
-    planner = TurnPlanner(planner_settings, db, abuse, llm)
+    planner = TurnPlanner(planner_settings, abuse, llm)
     phone = new_phone()
     items = [await _store(db, phone, f"spam {i}") for i in range(6)]
     replies = [await _plan(planner, db, item) for item in items]
@@ -192,7 +197,7 @@ async def test_messages_over_the_abuse_limit_are_stored_but_not_sent_to_the_llm(
     assert llm.asked == ["spam 0", "spam 1", "spam 2"]
     stored = await db.fetchval(
         """SELECT count(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id
-           WHERE c.customer_phone = $1""",
+           WHERE c.customer_phone = $1 AND m.direction = 'inbound'""",
         phone,
     )
     assert stored == 6
@@ -204,7 +209,7 @@ async def test_a_handed_over_conversation_returns_to_the_bot_after_the_idle_time
     llm = _EchoLLM()
     abuse = AbuseLimit(redis, prefix=redis_prefix, limit=100, window=60)
     planner = TurnPlanner(
-        settings.model_copy(update={"human_idle_return_seconds": 3600}), db, abuse, llm
+        settings.model_copy(update={"human_idle_return_seconds": 3600}), abuse, llm
     )
     phone = new_phone()
     first = await _store(db, phone, "I need a person")

@@ -105,7 +105,6 @@ class ConversationShard:
         )
         planner = TurnPlanner(
             s,
-            self._pool,
             AbuseLimit(
                 self._redis,
                 prefix=s.redis_key_prefix,
@@ -199,13 +198,25 @@ class ConversationShard:
         await self._ensure_started()
         now = time.monotonic()
         idle = [
-            key
-            for key, conv in self._conversations.items()
-            if not conv.busy and not conv.queued and now - conv.last_active >= max_idle_seconds
+            key for key, conv in self._conversations.items() if _idle(conv, now, max_idle_seconds)
         ]
+        freed = 0
         for key in idle:
-            await self._conversations.pop(key).passivate()
-        return len(idle)
+            conv = self._conversations.get(key)
+            if conv is None or not _idle(conv, time.monotonic(), max_idle_seconds):
+                continue
+            seen = conv.last_active
+            await conv.passivate()
+            # A message may have come in while the snapshot was written: keep the
+            # conversation then, or the next message would start a second one beside it.
+            if (
+                self._conversations.get(key) is conv
+                and conv.last_active == seen
+                and _idle(conv, time.monotonic(), max_idle_seconds)
+            ):
+                del self._conversations[key]
+                freed += 1
+        return freed
 
     async def drain(self) -> None:
         """Wait until every mailbox is empty (tests and clean shutdown)."""
@@ -232,3 +243,7 @@ class ConversationShard:
                 self._conversations[key] = conv
             conv.post(item)
         return len(items)
+
+
+def _idle(conv: VirtualConversation, now: float, max_idle_seconds: float) -> bool:
+    return not conv.busy and not conv.queued and now - conv.last_active >= max_idle_seconds

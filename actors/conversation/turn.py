@@ -4,6 +4,9 @@ In order: the message's effect on earlier ones (reaction, edit, revoke); whether
 may answer at all (a person has the conversation, or it returns to the bot after idling);
 the per-phone abuse limit; the customer asking for a person; scripted flows; then the
 reply policy by message type, with the LLM pool for free text.
+
+It writes nothing: it returns a TurnPlan (actors.conversation.turn_plan), which the
+conversation commits in one transaction after the LLM has answered.
 """
 
 from __future__ import annotations
@@ -14,16 +17,14 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
 from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
 from actors.conversation.flows.engine import FlowOutcome, TurnInput
 from actors.conversation.flows.source import FlowSource
 from actors.conversation.reply_policy import TEXTUAL, decide
+from actors.conversation.turn_plan import FlowStep, MessageUpdate, TurnPlan
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from config.vocabulary import ConversationState, MessageType
-from store import conversations, message_updates
 from store.inbox import WorkState
 from store.outbound import NewReply
 from store.records import ConversationSnapshot, InboxItem
@@ -39,14 +40,12 @@ class TurnPlanner:
     def __init__(
         self,
         settings: Settings,
-        pool: asyncpg.Pool,
         abuse: AbuseLimit,
         ask_llm: AskLLM,
         flows: FlowSource | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(tz=UTC),
     ) -> None:
         self._settings = settings
-        self._pool = pool
         self._abuse = abuse
         self._ask_llm = ask_llm
         self._flows = flows
@@ -56,50 +55,36 @@ class TurnPlanner:
 
     async def plan(
         self, item: InboxItem, work: WorkState, snapshot: ConversationSnapshot
-    ) -> NewReply | None:
-        """The reply to store and send for this message, or None for no reply."""
-        await self._apply_effects(item)
-        if not await self._bot_may_answer(item, work):
-            return None
+    ) -> TurnPlan:
+        """What this message does and the reply to reserve (None for no reply)."""
+        plan = TurnPlan(updates=_updates_of(item))
+        if not self._bot_may_answer(work, plan):
+            return plan
         verdict = await self._abuse.check(
             item.business_number, item.customer_phone, item.message_id
         )
         if verdict is Verdict.DROP:
-            return None
+            return plan
         if verdict is Verdict.WARN:
-            return self._canned(item, SLOW_DOWN)
+            plan.reply = self._canned(item, SLOW_DOWN)
+            return plan
         if self._asks_for_person(item):
-            async with self._pool.acquire() as conn:
-                await conversations.flag_for_human(conn, item.conversation_id, "customer_asked")
-            return self._canned(item, HANDOFF_REPLY)
+            plan.handoff = "customer_asked"
+            plan.reply = self._canned(item, HANDOFF_REPLY)
+            return plan
         if self._flows is not None:
-            scripted = await self._run_flows(item, work)
+            scripted = await self._run_flows(item, work, plan)
             if scripted is not None:
-                return await self._from_flow(item, snapshot, scripted)
+                plan.reply = await self._from_flow(item, snapshot, scripted, plan)
+                return plan
         decision = decide(item)
-        if decision.kind == "none":
-            return None
         if decision.kind == "canned":
-            return self._canned(item, decision.text)
-        return await self._llm_reply(item, snapshot, decision.text)
+            plan.reply = self._canned(item, decision.text)
+        elif decision.kind != "none":
+            plan.reply = await self._llm_reply(item, snapshot, decision.text, plan)
+        return plan
 
-    async def _apply_effects(self, item: InboxItem) -> None:
-        payload: dict[str, Any] = item.payload
-        async with self._pool.acquire() as conn:
-            if item.type == MessageType.REACTION:
-                reaction = payload.get("reaction") or {}
-                if target := reaction.get("message_id"):
-                    await message_updates.set_reaction(
-                        conn, item.conversation_id, target, reaction.get("emoji")
-                    )
-            elif item.type == MessageType.EDIT:
-                if target := (payload.get("edit") or {}).get("original_message_id"):
-                    await message_updates.apply_edit(conn, item.conversation_id, target, item.text)
-            elif item.type == MessageType.REVOKE:
-                if target := (payload.get("revoke") or {}).get("original_message_id"):
-                    await message_updates.apply_revoke(conn, item.conversation_id, target)
-
-    async def _bot_may_answer(self, item: InboxItem, work: WorkState) -> bool:
+    def _bot_may_answer(self, work: WorkState, plan: TurnPlan) -> bool:
         if work.conversation_state == ConversationState.BOT:
             return True
         idle_limit = self._settings.human_idle_return_seconds
@@ -110,8 +95,7 @@ class TurnPlanner:
             and work.human_idle_seconds >= idle_limit
         ):
             # Nobody answered for a long while: the bot takes the conversation back.
-            async with self._pool.acquire() as conn:
-                await conversations.return_to_bot(conn, item.conversation_id)
+            plan.return_to_bot = True
             return True
         return False
 
@@ -128,7 +112,9 @@ class TurnPlanner:
             item.conversation_id, item.message_id, text, provider=self._settings.delivery_provider
         )
 
-    async def _run_flows(self, item: InboxItem, work: WorkState) -> FlowOutcome | None:
+    async def _run_flows(
+        self, item: InboxItem, work: WorkState, plan: TurnPlan
+    ) -> FlowOutcome | None:
         assert self._flows is not None
         engine = await self._flows.engine()
         turn = TurnInput(
@@ -142,22 +128,16 @@ class TurnPlanner:
         if outcome is not None and (
             outcome.variables != variables or outcome.pending != work.flow_state
         ):
-            async with self._pool.acquire() as conn:
-                await conversations.save_flow(
-                    conn, item.conversation_id, outcome.variables, outcome.pending
-                )
+            plan.flow = FlowStep(outcome.variables, outcome.pending)
         return outcome
 
     async def _from_flow(
-        self, item: InboxItem, snapshot: ConversationSnapshot, outcome: FlowOutcome
+        self, item: InboxItem, snapshot: ConversationSnapshot, outcome: FlowOutcome, plan: TurnPlan
     ) -> NewReply | None:
         if outcome.handoff:
-            async with self._pool.acquire() as conn:
-                await conversations.flag_for_human(
-                    conn, item.conversation_id, f"flow:{outcome.flow}"
-                )
+            plan.handoff = f"flow:{outcome.flow}"
         if outcome.to_llm and item.text:
-            reply = await self._llm_reply(item, snapshot, item.text)
+            reply = await self._llm_reply(item, snapshot, item.text, plan)
             if outcome.content is not None:
                 reply = replace(reply, text=f"{outcome.content.text}\n\n{reply.text}")
             return reply
@@ -173,7 +153,7 @@ class TurnPlanner:
         )
 
     async def _llm_reply(
-        self, item: InboxItem, snapshot: ConversationSnapshot, text: str
+        self, item: InboxItem, snapshot: ConversationSnapshot, text: str, plan: TurnPlan
     ) -> NewReply:
         result = await self._ask_llm(
             LLMRequest(item.message_id, tuple(snapshot.history), text, trace=trace_of(item))
@@ -181,8 +161,7 @@ class TurnPlanner:
         if not result.ok:
             # Every model failed: the customer gets the polite message, and a person takes
             # the conversation from here.
-            async with self._pool.acquire() as conn:
-                await conversations.flag_for_human(conn, item.conversation_id, "llm_unavailable")
+            plan.handoff = "llm_unavailable"
         return NewReply(
             conversation_id=item.conversation_id,
             reply_to_id=item.message_id,
@@ -195,6 +174,22 @@ class TurnPlanner:
             latency_ms=result.latency_ms,
             provider=self._settings.delivery_provider,
         )
+
+
+def _updates_of(item: InboxItem) -> list[MessageUpdate]:
+    """The message's effect on an earlier one: a reaction, an edit or a revoke."""
+    payload: dict[str, Any] = item.payload
+    if item.type == MessageType.REACTION:
+        reaction = payload.get("reaction") or {}
+        if target := reaction.get("message_id"):
+            return [MessageUpdate("reaction", target, reaction.get("emoji"))]
+    elif item.type == MessageType.EDIT:
+        if target := (payload.get("edit") or {}).get("original_message_id"):
+            return [MessageUpdate("edit", target, item.text)]
+    elif item.type == MessageType.REVOKE:
+        if target := (payload.get("revoke") or {}).get("original_message_id"):
+            return [MessageUpdate("revoke", target)]
+    return []
 
 
 def trace_of(item: InboxItem) -> str:

@@ -2,18 +2,24 @@
 
 One per customer phone: its own mailbox and state, activated on its first message
 (from its Redis snapshot, else from Postgres history) and passivated by the shard when
-idle. Its messages are handled strictly one at a time in inbox order; different phones
-run concurrently. Ray's async actors keep no call order, so this mailbox is where
-per-phone ordering comes from (DESIGN.md §2).
+idle. Its messages are handled one at a time in inbox order; different phones run
+concurrently. The mailbox keeps that order in memory, but the guarantee is the order
+gate in Postgres (DESIGN.md §3): a message whose conversation has an earlier open
+message is not handled; the earlier ones are loaded into the mailbox and go first,
+whichever path (live, replay, sweeper, another gateway) brought either.
 
-Handling one message: its work state, read receipt and media download, the turn
-(actors.conversation.turn), the reply's reservation (unique per inbound message),
-delivery, then the inbox row is marked processed and the turn remembered.
+Handling one message: its work state and the gate, read receipt and media download, one
+more counted try, the turn (actors.conversation.turn) committed with the reply's
+reservation in one transaction (actors.conversation.turn_plan), delivery, then the inbox
+row is marked processed and the turn remembered. A message that fails its last try is a
+dead letter (store.dead_letters): the customer gets one holding reply, or a person is
+flagged, and it is never tried again unless an operator asks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Literal
 
@@ -22,17 +28,15 @@ import structlog
 from actors.conversation.context import ConversationContext
 from actors.conversation.mailbox import Mailbox
 from actors.conversation.turn import trace_of
+from actors.conversation.turn_plan import Committed, commit_turn
 from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
 from config.vocabulary import MEDIA_TYPES, MessageStatus, ProviderName
-from store import conversations, inbox, live_events, outbound
+from store import cluster_metrics, conversations, dead_letters, inbox, live_events, outbound
 from store.inbox import WorkState
 from store.records import ConversationSnapshot, InboxItem, OutboundRow, Turn
 
 log = structlog.get_logger(__name__)
-
-RETRY_ATTEMPTS = 5
-RETRY_BASE_DELAY = 0.5
 
 ActivationSource = Literal["redis", "postgres"]
 
@@ -79,20 +83,66 @@ class VirtualConversation:
 
     async def _handle_with_retries(self, item: InboxItem) -> None:
         # Retrying in place keeps later messages behind this one, so a reply never
-        # overtakes an earlier one while, say, Postgres blips.
-        for attempt in range(RETRY_ATTEMPTS):
+        # overtakes an earlier one while, say, Postgres blips. The tries are counted in
+        # Postgres; the last one makes the message a dead letter.
+        settings = self._ctx.settings
+        for attempt in range(settings.message_max_attempts):
             try:
                 await self.handle(item)
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception:
+            except Exception as exc:
                 log.exception(
                     "message_handling_failed", message_id=item.message_id, attempt=attempt + 1
                 )
-                await asyncio.sleep(RETRY_BASE_DELAY * 2**attempt)
-        # Still unprocessed in Postgres: the inbox sweeper replays it later.
+                with contextlib.suppress(Exception):
+                    if await self._dead_letter_if_spent(item, _describe(exc)):
+                        return
+                await asyncio.sleep(settings.message_retry_base_seconds * 2**attempt)
+        # Still open in Postgres (its reply waits to be sent): tried again later.
         log.error("message_handling_gave_up", message_id=item.message_id)
+
+    async def _dead_letter_if_spent(self, item: InboxItem, error: str) -> bool:
+        async with self._ctx.pool.acquire() as conn:
+            attempts, _ = await inbox.record_failure(conn, item.message_id, error)
+        if attempts < self._ctx.settings.message_max_attempts:
+            return False
+        return await self._dead_letter(item, error)
+
+    async def _dead_letter(self, item: InboxItem, error: str) -> bool:
+        """Bury the message; the customer hears once that a person will look (or one is flagged)."""
+        ctx = self._ctx
+        holding = None
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            await inbox.lock_conversation(conn, item.conversation_id)
+            if not await dead_letters.bury(conn, item.message_id, error):
+                return False
+            if ctx.settings.dead_letter_action == "flag":
+                await conversations.flag_for_human(conn, item.conversation_id, "dead_letter")
+            else:
+                holding = await dead_letters.insert_holding_reply(
+                    conn, item.conversation_id, ctx.settings.delivery_provider
+                )
+        log.error("message_dead_lettered", message_id=item.message_id, error=error)
+        metrics = cluster_metrics.MetricBatch(ctx.settings.redis_key_prefix)
+        metrics.count(cluster_metrics.DEAD_LETTERS, ctx.settings.dead_letter_action)
+        with contextlib.suppress(Exception):
+            await metrics.send(ctx.redis)
+            await live_events.publish(
+                ctx.redis,
+                ctx.settings.redis_key_prefix,
+                "message.dead",
+                conversation_id=item.conversation_id,
+                message_id=item.message_id,
+            )
+        if holding is not None:
+            try:
+                await self._deliver(item, holding)
+            except Exception:
+                # Stored as pending: the dead message is not tried again for its sake.
+                log.exception("holding_reply_not_sent", message_id=item.message_id)
+        return True
 
     async def idle(self) -> None:
         """Wait until the mailbox is empty and nothing is in flight."""
@@ -149,10 +199,16 @@ class VirtualConversation:
             work = await inbox.work_state(conn, item.message_id)
         if work is None or work.processed:
             return
+        if work.blocked_by is not None:
+            await self._wait_for_earlier(item)
+            return
         self._queue_side_channels(item)
         reply = work.reply
         if reply is None:
-            reply = await self._plan_and_reserve(item, work, snapshot)
+            planned = await self._plan_and_reserve(item, work, snapshot)
+            if planned is None:
+                return  # waits for an earlier message, or is dead
+            reply = planned.reply
         if await self._must_send(reply) and reply is not None and reply.text:
             await self._deliver(item, reply)
         async with ctx.pool.acquire() as conn:
@@ -166,6 +222,22 @@ class VirtualConversation:
         )
         self._remember(snapshot, item, reply.text if reply is not None else None)
         await ctx.snapshots.save(snapshot)
+
+    async def _wait_for_earlier(self, item: InboxItem) -> None:
+        """Put the conversation's earlier open messages ahead of this one, in the mailbox.
+
+        They may not have reached this shard yet (a replay still loading them, a router
+        overflow, another gateway's commit); loading them here keeps the order without
+        polling. This message stays open in Postgres meanwhile.
+        """
+        async with self._ctx.pool.acquire() as conn:
+            earlier = await inbox.open_before(conn, item.message_id)
+        for e in earlier:
+            self._mailbox.put(e)
+        self._mailbox.put(item)
+        if not earlier:
+            # The earlier one was finished between the two reads: a short pause, not a spin.
+            await asyncio.sleep(0.01)
 
     def _queue_side_channels(self, item: InboxItem) -> None:
         side, settings = self._ctx.side_channels, self._ctx.settings
@@ -181,12 +253,26 @@ class VirtualConversation:
 
     async def _plan_and_reserve(
         self, item: InboxItem, work: WorkState, snapshot: ConversationSnapshot
-    ) -> OutboundRow | None:
-        new = await self._ctx.planner.plan(item, work, snapshot)
-        if new is None:
+    ) -> Committed | None:
+        """Plan the turn (the LLM answers first, outside any transaction), then commit it.
+
+        None when the message must wait for an earlier one, or has used up its tries.
+        """
+        ctx = self._ctx
+        async with ctx.pool.acquire() as conn:
+            attempts = await inbox.begin_attempt(conn, item.message_id)
+            if attempts > ctx.settings.message_max_attempts:
+                # Its tries ran out in earlier lives (crashes, restarts): no new one.
+                error = await inbox.last_error(conn, item.message_id)
+        if attempts > ctx.settings.message_max_attempts:
+            await self._dead_letter(item, error or f"gave up after {attempts - 1} tries")
             return None
-        async with self._ctx.pool.acquire() as conn:
-            return await outbound.reserve_reply(conn, new)
+        plan = await ctx.planner.plan(item, work, snapshot)
+        committed = await commit_turn(ctx.pool, item, plan)
+        if committed.blocked_by is not None:
+            await self._wait_for_earlier(item)
+            return None
+        return committed
 
     async def _must_send(self, reply: OutboundRow | None) -> bool:
         if reply is None or not reply.text:
@@ -239,3 +325,7 @@ class VirtualConversation:
             snapshot.history.append(Turn("assistant", reply))
         del snapshot.history[: -self._ctx.settings.history_turns]
         snapshot.last_message_id = max(snapshot.last_message_id, item.message_id)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"

@@ -7,6 +7,7 @@ import structlog
 from pydantic import BaseModel, Field
 
 from actors.wire import Content, DeliveryRequest, DeliveryResult
+from config.vocabulary import MessageStatus
 from gateway.api.conversations import (
     LABEL_PATTERN,
     ConversationOut,
@@ -14,7 +15,7 @@ from gateway.api.conversations import (
     load_conversation,
 )
 from gateway.api.routing import ApiError, Call, Endpoint
-from store import agent_actions, live_events, users
+from store import agent_actions, dead_letters, inbox, live_events, users
 from store import conversation_views as views
 
 log = structlog.get_logger(__name__)
@@ -178,6 +179,27 @@ async def remove_label(call: Call) -> ConversationOut:
     return await _announce(call, conversation_id, "labels")
 
 
+async def retry_message(call: Call) -> MessageOut:
+    """A dead letter goes back to the shards with its tries reset, in its inbox place."""
+    conversation_id, message_id = call.ids["conversation_id"], call.ids["message_id"]
+    pool = await call.services.pools.get()
+    async with pool.acquire() as conn:
+        status = await dead_letters.status_of(conn, conversation_id, message_id)
+        if status is None:
+            raise ApiError(404, "no such inbound message in this conversation")
+        if status != MessageStatus.DEAD or not await dead_letters.retry(
+            conn, conversation_id, message_id
+        ):
+            raise ApiError(409, f"only a dead message is retried; this one is {status}")
+        item = await inbox.item(conn, message_id)
+        [row] = await views.messages_page(conn, conversation_id, before_id=message_id + 1, limit=1)
+    assert item is not None
+    call.services.dispatcher.submit([item])
+    log.info("dead_letter_retried", message_id=message_id, by=call.user.user_id)
+    await _announce(call, conversation_id, "retry")
+    return MessageOut.of(row)
+
+
 _C = "/api/conversations/{conversation_id}"
 ENDPOINTS = [
     Endpoint("POST", f"{_C}/reply", reply,
@@ -196,4 +218,7 @@ ENDPOINTS = [
              response=ConversationOut, errors=(404,)),
     Endpoint("DELETE", f"{_C}/labels/{{label}}", remove_label, "Remove a label", "actions",
              response=ConversationOut, errors=(404,)),
+    Endpoint("POST", f"{_C}/messages/{{message_id}}/retry", retry_message,
+             "Retry a dead message: its tries are reset and it is routed to the bot again",
+             "actions", response=MessageOut, errors=(404, 409)),
 ]  # fmt: skip

@@ -63,6 +63,10 @@ class MessageOut(BaseModel):
     error_code: int | None
     error_title: str | None
     statuses: list[StatusOut]
+    attempts: int = Field(0, description="Tries of an inbound message so far")
+    last_error: str | None = Field(
+        None, description="The last try's error; a `dead` message keeps the one that buried it"
+    )
 
     @classmethod
     def of(cls, row: MessageRow) -> MessageOut:

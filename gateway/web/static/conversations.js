@@ -49,7 +49,17 @@ function statusLine(m) {
     : "customer";
   return el("div", {class: "meta"}, who + " · " + WA.time(m.created_at) + " · ",
     el("span", {class: "status", "data-status": m.status}, history || m.status),
-    m.error_title ? el("span", {class: "error"}, " " + m.error_title) : null);
+    m.error_title ? el("span", {class: "error"}, " " + m.error_title) : null,
+    m.status === "dead" ? deadLetter(m) : null);
+}
+
+// A dead letter: every try failed. Its error, and a retry that routes it to the bot again.
+function deadLetter(m) {
+  return el("span", {class: "dead-letter"},
+    el("span", {class: "error"}, " dead after " + m.attempts + " tries: " + (m.last_error || "")),
+    " ",
+    el("button", {type: "button", class: "retry", "data-retry-id": m.id,
+                  onclick: () => act("/messages/" + m.id + "/retry")}, "Retry"));
 }
 
 function operatorName(id) {
@@ -170,7 +180,7 @@ function onEvent(event) {
   // Debounced: a burst of events costs one fetch of each.
   if (event.type === "ready" || event.type === "resync" ||
       event.type === "message.new" || event.type === "conversation.updated" ||
-      event.type === "message.processed") {
+      event.type === "message.processed" || event.type === "message.dead") {
     clearTimeout(listTimer);
     listTimer = setTimeout(() => loadList(false), 150);
   }
