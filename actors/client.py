@@ -50,7 +50,12 @@ class ShardStats(TypedDict):
     shard: int
     pid: int
     active_conversations: int
-    queued: int
+    queued: int  # waiting in mailboxes
+    in_hand: int  # being handled, one per busy conversation at most
+    held: int  # queued + in_hand, never over max_queued
+    max_queued: int
+    refused: int  # items deliver() left to the router (back-pressure)
+    replaying: bool
     activations: dict[str, int]
 
 
@@ -71,6 +76,8 @@ class ShardHandle(Protocol):
     def passivate_idle(self) -> Remote[[float], int]: ...
     @property
     def drain(self) -> Remote[[], None]: ...
+    @property
+    def close(self) -> Remote[[float], dict[str, int]]: ...
     @property
     def stats(self) -> Remote[[], ShardStats]: ...
 
@@ -145,6 +152,18 @@ class ActorClient:
     async def llm_health(self, *, wait: float) -> list[LLMHealth]:
         """Each LLM actor's health, asked in turn; the first that fails in time raises."""
         return [await asyncio.wait_for(_wait(a.health.remote()), wait) for a in self.llm]
+
+    async def close_shards(self, *, timeout: float) -> list[dict[str, int]]:  # noqa: ASYNC109
+        """Shutdown: every shard takes nothing more and finishes what it has in hand.
+
+        Bounded: each shard gives up waiting after `timeout`, and a shard that does not
+        answer by then (plus a grace second) is left out.
+        """
+        results = await asyncio.gather(
+            *(asyncio.wait_for(_wait(s.close.remote(timeout)), timeout + 1) for s in self.shards),
+            return_exceptions=True,
+        )
+        return [r for r in results if isinstance(r, dict)]
 
     async def shard_stats(self, *, wait: float) -> list[ShardStats]:
         """The stats of every shard that answers in time; the others are left out."""

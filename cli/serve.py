@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 import asyncpg
 import structlog
@@ -15,6 +14,7 @@ from actors.conversation.router import ShardRouter
 from actors.delivery.providers import SANDBOX_TOKEN
 from actors.runtime import init_ray, start_actors
 from cli.loop import run as run_loop
+from cli.shutdown import StopSignals, drain
 from config import Settings
 from config.vocabulary import ProviderName
 from fakes.graph_api import GraphApiFake
@@ -26,6 +26,7 @@ from store.migrate import migrate
 
 log = structlog.get_logger(__name__)
 SANDBOX_PATH = "/sandbox"
+HTTP_CLOSE_SECONDS = 3.0
 
 
 def resolve_servers(settings: Settings, embedded: EmbeddedServers) -> tuple[str, str]:
@@ -106,9 +107,13 @@ async def _run_gateway(
         router,
         interval=settings.inbox_sweep_seconds,
         older_than=settings.inbox_replay_after_seconds,
+        page=settings.replay_page_size,
     )
 
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    # The drain has already waited for the work that matters; open requests get a moment.
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=HTTP_CLOSE_SECONDS
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=2048, reuse_port=True)
     await site.start()
@@ -117,10 +122,8 @@ async def _run_gateway(
     await actors.ping()
     sweeper.start()
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    signals = StopSignals()
+    signals.install()
     provider = settings.delivery_provider
     mode = "whatsapp cloud api" if provider is ProviderName.WHATSAPP_CLOUD else provider.value
     replies = "offline FAQ responder" if settings.uses_offline_responder else "openrouter"
@@ -133,10 +136,9 @@ async def _run_gateway(
     if settings.uses_sandbox_delivery:
         print(f"  sandbox:   {base}{SANDBOX_PATH}/_fake/messages", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
-    await stop.wait()
-    print("shutting down...", flush=True)
-    await sweeper.stop()
-    await router.stop()
+    await signals.stop.wait()
+    print("shutting down: webhooks answer 503 while messages in hand finish...", flush=True)
+    await drain(settings, app, actors, router, sweeper, signals)
     await runner.cleanup()
 
 

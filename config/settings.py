@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     message_max_attempts: int = Field(default=5, ge=1)
     message_retry_base_seconds: float = 0.5
     dead_letter_action: Literal["holding_reply", "flag"] = "holding_reply"
+    # Back-pressure and shutdown (DESIGN.md §3). A shard holds at most this many messages,
+    # waiting or in hand, across its conversations; the rest waits in the router or the inbox.
+    shard_max_queued: int = Field(default=2000, ge=1)
+    # Inbox rows a shard's replay (and the sweeper) reads at a time.
+    replay_page_size: int = Field(default=500, ge=1)
+    # Media downloads a delivery actor runs at once, and how many a shard sends per call.
+    media_fetch_concurrency: int = Field(default=4, ge=1)
+    media_fetch_batch: int = Field(default=50, ge=1)
+    # On SIGTERM or Ctrl-C, `serve` answers webhooks 503 and waits this long at most for
+    # the messages in hand to finish before it stops the actors.
+    shutdown_drain_seconds: float = Field(default=20.0, ge=0)
 
     # Per-phone abuse limit: messages a customer may send per window before the bot stops
     # answering them (stored all the same) and says, once, to slow down.

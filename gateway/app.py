@@ -13,6 +13,7 @@ from config import Settings
 from gateway import api, msg91, webhook
 from gateway import web as pages
 from gateway.auth import auth_middleware
+from gateway.draining import DRAINING, Draining
 from gateway.events import Announcer, LiveEvents
 from gateway.events_ingest import AnnouncingIngest
 from gateway.ingest import Ingest, PoolHolder
@@ -74,6 +75,7 @@ def create_app(
         sandbox_base_url=sandbox_base_url,
     )
 
+    app[DRAINING] = Draining()
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
     app.router.add_get(WEBHOOK_PATH, webhook.verify)

@@ -14,6 +14,7 @@ import structlog
 from aiohttp import web
 
 from config.vocabulary import ProviderName
+from gateway.draining import DRAINING, RETRY_AFTER_SECONDS
 from gateway.ingest import StoreUnavailable
 from gateway.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from gateway.signature import HEADER, is_valid
@@ -60,6 +61,11 @@ async def receive(request: web.Request) -> web.Response:
 
 async def _receive(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    if request.app[DRAINING].active:
+        # Shutting down: nothing new is stored here; Meta delivers it again later.
+        response = _reject(request, 503, "draining", "shutting down, retry later")
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
     limit = services.settings.webhook_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         return _reject(request, 413, "too_large", f"body over {limit} bytes")

@@ -11,3 +11,7 @@ ROUTER_OVERFLOW = Counter(
     "wa_router_overflow_total",
     "Items not queued because the shard queue was full; the inbox sweeper replays them",
 )
+ROUTER_DEFERRED = Counter(
+    "wa_router_deferred_total",
+    "Items a full shard did not take; kept at the head of the router queue and offered again",
+)

@@ -8,6 +8,12 @@ downloads), handed to them as one ConversationContext.
 
 A restart re-runs __init__ with empty memory (DESIGN.md §2), so the first call after
 a (re)start replays this shard's unprocessed inbox rows from Postgres.
+
+Memory is bounded (DESIGN.md §3, back-pressure): the shard holds at most
+`shard_max_queued` messages, waiting or in hand, across its conversations. `deliver()`
+takes what fits and says how many; the router keeps the rest, and whatever it cannot
+keep stays durable in the inbox for the sweeper. The replay pages through the backlog
+only as fast as room frees.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ from store.snapshots import SnapshotStore
 
 log = structlog.get_logger(__name__)
 
+# How often a full shard's replay looks for room again.
+ROOM_POLL_SECONDS = 0.05
+
 
 class ConversationShard:
     def __init__(
@@ -63,6 +72,12 @@ class ConversationShard:
         self._delivery_names = delivery_actor_names
         self._conversations: dict[tuple[str, str], VirtualConversation] = {}
         self._started: asyncio.Task[None] | None = None
+        self._max_queued = settings.shard_max_queued
+        # Live batches wait while the replay posts older rows, so they never overtake them.
+        self._replaying = True
+        self._closing = False
+        self._refused = 0
+        self._media_call: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._pool: asyncpg.Pool
         self._redis: Redis
@@ -145,18 +160,29 @@ class ConversationShard:
         task.add_done_callback(self._background.discard)
 
     async def _replay_unprocessed(self) -> None:
+        # One page in memory at a time, posted only as room frees: a backlog of any size
+        # replays with flat memory.
         after_id, replayed = 0, 0
-        while True:
-            async with self._pool.acquire() as conn:
-                page = await inbox.unprocessed(conn, after_id=after_id, limit=1000)
-            if not page:
-                break
-            after_id = page[-1].message_id
-            mine = [
-                i for i in page if shard_for(i.customer_phone, self._shard_count) == self._index
-            ]
-            self._post(mine)
-            replayed += len(mine)
+        try:
+            while not self._closing:
+                async with self._pool.acquire() as conn:
+                    page = await inbox.unprocessed(
+                        conn, after_id=after_id, limit=self._settings.replay_page_size
+                    )
+                if not page:
+                    break
+                after_id = page[-1].message_id
+                mine = [
+                    i for i in page if shard_for(i.customer_phone, self._shard_count) == self._index
+                ]
+                while mine and not self._closing:
+                    taken = self._take(mine)
+                    mine = mine[taken:]
+                    replayed += taken
+                    if mine:
+                        await asyncio.sleep(ROOM_POLL_SECONDS)
+        finally:
+            self._replaying = False
         if replayed:
             log.info("shard_replayed_inbox", shard=self._index, messages=replayed)
 
@@ -172,8 +198,20 @@ class ConversationShard:
             side = self._side_channels
             if side.read_receipts:
                 actor.mark_read.remote(side.take_read_receipts())
-            if side.media_fetches:
-                actor.fetch_media.remote(side.take_media_fetches())
+            # One media batch in flight per shard, of bounded size: downloads never pile
+            # up in the delivery actor faster than it finishes them.
+            busy = self._media_call is not None and not self._media_call.done()
+            if side.media_fetches and not busy:
+                size = self._settings.media_fetch_batch
+                batch, side.media_fetches = side.media_fetches[:size], side.media_fetches[size:]
+                self._media_call = asyncio.create_task(self._fetch_media(actor, batch))
+
+    async def _fetch_media(self, actor: Any, batch: list[tuple[int, str]]) -> None:
+        try:
+            await actor.fetch_media.remote(batch)
+        except Exception as exc:
+            # Media is best effort: the message is answered whether or not it downloads.
+            log.info("media_fetch_failed", items=len(batch), error=repr(exc)[:200])
 
     async def _passivation_loop(self) -> None:
         period = max(1.0, min(self._settings.conversation_idle_seconds / 4, 30.0))
@@ -189,9 +227,18 @@ class ConversationShard:
         return self._index
 
     async def deliver(self, batch: list[InboxItem]) -> int:
-        """Take a micro-batch from the router; return how many were queued."""
+        """Take what fits of a micro-batch: the first N in inbox order; return N.
+
+        The router keeps the rest at the head of its queue. Nothing is taken while the
+        replay posts older rows or once the shard is closing.
+        """
         await self._ensure_started()
-        return self._post(batch)
+        if self._replaying or self._closing:
+            taken = 0
+        else:
+            taken = self._take(batch)
+        self._refused += len(batch) - taken
+        return taken
 
     async def passivate_idle(self, max_idle_seconds: float = 0.0) -> int:
         """Write snapshots of conversations idle this long and free their memory."""
@@ -219,30 +266,66 @@ class ConversationShard:
         return freed
 
     async def drain(self) -> None:
-        """Wait until every mailbox is empty (tests and clean shutdown)."""
+        """Wait until every mailbox is empty (tests)."""
         for conv in list(self._conversations.values()):
             await conv.idle()
 
+    async def close(self, timeout: float) -> dict[str, int]:  # noqa: ASYNC109
+        """Shutdown: take nothing more, finish the messages in hand, bounded by `timeout`.
+
+        Waiting messages are dropped from memory (their rows stay unprocessed, replayed at
+        the next start), so a stop waits for at most one message per conversation; a send
+        still in flight when the time is up is left to the send ledger's recovery.
+        """
+        self._closing = True
+        left = sum(conv.close() for conv in self._conversations.values())
+        busy = [c.idle() for c in self._conversations.values() if c.busy]
+        if busy:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*busy), timeout)
+        in_hand = sum(c.busy for c in self._conversations.values())
+        log.info("shard_closed", shard=self._index, left_queued=left, still_in_hand=in_hand)
+        return {"left_queued": left, "in_hand": in_hand}
+
     async def stats(self) -> dict[str, Any]:
+        queued = sum(c.queued for c in self._conversations.values())
+        in_hand = sum(c.busy for c in self._conversations.values())
         return {
             "shard": self._index,
             "pid": os.getpid(),
             "active_conversations": len(self._conversations),
-            "queued": sum(c.queued for c in self._conversations.values()),
+            "queued": queued,
+            "in_hand": in_hand,
+            "held": queued + in_hand,
+            "max_queued": self._max_queued,
+            "refused": self._refused,
+            "replaying": self._replaying,
             "activations": dict(self.activations),
         }
 
     # -- hosting -------------------------------------------------------------------
 
-    def _post(self, items: list[InboxItem]) -> int:
-        for item in sorted(items, key=lambda i: i.message_id):
+    def _held(self) -> int:
+        # A message in hand counts as much as a waiting one: a flood of new phones would
+        # otherwise start one conversation each, without bound.
+        return sum(c.queued + c.busy for c in self._conversations.values())
+
+    def _take(self, items: list[InboxItem]) -> int:
+        """Post the first items, in inbox order, that fit under the bound; return how many.
+
+        A prefix of the ordered batch is a prefix per phone too: a phone's later message
+        is never taken while an earlier one is left behind.
+        """
+        room = self._max_queued - self._held()
+        ordered = sorted(items, key=lambda i: i.message_id)[: max(room, 0)]
+        for item in ordered:
             key = (item.business_number, item.customer_phone)
             conv = self._conversations.get(key)
             if conv is None:
                 conv = VirtualConversation(item.business_number, item.customer_phone, self._ctx)
                 self._conversations[key] = conv
             conv.post(item)
-        return len(items)
+        return len(ordered)
 
 
 def _idle(conv: VirtualConversation, now: float, max_idle_seconds: float) -> bool:

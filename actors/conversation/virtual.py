@@ -153,6 +153,10 @@ class VirtualConversation:
         if self._worker is not None:
             self._worker.cancel()
 
+    def close(self) -> int:
+        """Finish the message in hand and start no other (shutdown); return how many waited."""
+        return self._mailbox.close()
+
     # -- activation ------------------------------------------------------------------
 
     async def activate(self, item: InboxItem) -> ConversationSnapshot:

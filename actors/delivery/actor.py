@@ -7,15 +7,16 @@ to the cluster metrics in Redis (deliveries by outcome and code, end-to-end late
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import cached_property
 
 import asyncpg
 import structlog
 from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
+from actors.delivery.media_fetch import MediaFetcher
 from actors.delivery.pacing import PacingTimeout, SendPacer
 from actors.delivery.providers import OutboundMessage, Provider, make_provider
 from actors.delivery.providers.errors import ReEngagementRequired, SendError
@@ -25,7 +26,7 @@ from config import Settings
 from config.logs import configure_logging, mask_phone
 from config.vocabulary import MessageStatus
 from store import cluster_metrics as cm
-from store import live_events, media, outbound
+from store import live_events, outbound
 from store.db import create_pool
 from store.delivery_facts import reply_facts
 from store.settings_watch import SettingsWatcher
@@ -103,36 +104,16 @@ class DeliveryActor:
             log.info("mark_read_failed", count=len(failed), error=repr(failed[0])[:200])
         return len(receipts) - len(failed)
 
+    @cached_property
+    def _media(self) -> MediaFetcher:
+        # Created on first use; one semaphore for every fetch_media call on this actor.
+        s = self._settings
+        return MediaFetcher(concurrency=s.media_fetch_concurrency, max_bytes=s.media_max_bytes)
+
     async def fetch_media(self, items: list[tuple[int, str]]) -> int:
         """Download customers' media, (inbound message id, media id) pairs, into Postgres."""
         pool, provider = await self._ready()
-        cap = self._settings.media_max_bytes
-        stored = 0
-        for message_id, media_id in items:
-            content: bytes | None = None
-            mime: str | None = None
-            size: int | None = None
-            try:
-                fetched = await provider.fetch_media(media_id, cap)
-                if fetched is None:
-                    continue  # this provider has no media download: nothing to record
-                content, mime, size = fetched.content, fetched.mime_type, fetched.size
-                error = None if content is not None else f"over MEDIA_MAX_BYTES ({cap})"
-            except SendError as exc:
-                error = exc.title
-            async with pool.acquire() as conn:
-                await media.save(
-                    conn,
-                    message_id,
-                    media_id,
-                    mime_type=mime,
-                    size_bytes=size,
-                    sha256=hashlib.sha256(content).hexdigest() if content is not None else None,
-                    content=content,
-                    error=error,
-                )
-            stored += content is not None
-        return stored
+        return await self._media.fetch(pool, provider, items)
 
     async def send(self, batch: list[DeliveryRequest]) -> AsyncIterator[list[DeliveryResult]]:
         pool, provider = await self._ready()
