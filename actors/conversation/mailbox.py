@@ -14,6 +14,8 @@ class Mailbox:
         self._heap: list[tuple[int, InboxItem]] = []
         self._ids: set[int] = set()
         self._closed = False
+        # The message popped and not yet finished: it still holds memory and a slot.
+        self.in_hand = 0
 
     def put(self, item: InboxItem) -> bool:
         if self._closed or item.message_id in self._ids:
@@ -25,7 +27,17 @@ class Mailbox:
     def pop(self) -> InboxItem:
         _, item = heapq.heappop(self._heap)
         self._ids.discard(item.message_id)
+        self.in_hand = 1
         return item
+
+    def finish(self) -> None:
+        """The popped message is done with (handled, or given up on)."""
+        self.in_hand = 0
+
+    @property
+    def held(self) -> int:
+        """Messages waiting plus the one in hand: what the shard's bound counts."""
+        return len(self._heap) + self.in_hand
 
     def close(self) -> int:
         """Forget what waits and take nothing more (shutdown); return how many were waiting.

@@ -289,7 +289,7 @@ class ConversationShard:
 
     async def stats(self) -> dict[str, Any]:
         queued = sum(c.queued for c in self._conversations.values())
-        in_hand = sum(c.busy for c in self._conversations.values())
+        in_hand = self._held() - queued
         return {
             "shard": self._index,
             "pid": os.getpid(),
@@ -308,7 +308,7 @@ class ConversationShard:
     def _held(self) -> int:
         # A message in hand counts as much as a waiting one: a flood of new phones would
         # otherwise start one conversation each, without bound.
-        return sum(c.queued + c.busy for c in self._conversations.values())
+        return sum(c.held for c in self._conversations.values())
 
     def _take(self, items: list[InboxItem]) -> int:
         """Post the first items, in inbox order, that fit under the bound; return how many.

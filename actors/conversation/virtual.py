@@ -68,6 +68,11 @@ class VirtualConversation:
     def queued(self) -> int:
         return len(self._mailbox)
 
+    @property
+    def held(self) -> int:
+        """Waiting messages plus the one in hand (the shard's back-pressure bound)."""
+        return self._mailbox.held
+
     def post(self, item: InboxItem) -> None:
         self._mailbox.put(item)
         self.last_active = time.monotonic()
@@ -78,7 +83,10 @@ class VirtualConversation:
         # One message at a time: the next starts only when the previous reply was handed over.
         while len(self._mailbox):
             item = self._mailbox.pop()
-            await self._handle_with_retries(item)
+            try:
+                await self._handle_with_retries(item)
+            finally:
+                self._mailbox.finish()
             self.last_active = time.monotonic()
 
     async def _handle_with_retries(self, item: InboxItem) -> None:
