@@ -12,7 +12,6 @@ import statistics
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -31,17 +30,8 @@ from fakes.server import FakeServer
 from gateway.app import create_app
 from gateway.state import SERVICES
 from gateway.sweeper import InboxSweeper
-from store import inbox
-from store.records import InboundMessage
-from tests.support import (
-    BUSINESS_NUMBER,
-    WebhookClient,
-    envelope,
-    eventually,
-    new_phone,
-    new_wamid,
-    text_message,
-)
+from tests.inbox_rows import store_inbound
+from tests.support import WebhookClient, envelope, eventually, new_phone, text_message
 
 APP_SECRET = "test-app-secret"
 SHARD_BOUND = 10
@@ -69,23 +59,9 @@ def _counter(name: str) -> float:
 
 async def _backlog(db: asyncpg.Pool, phones: list[str], per_phone: int) -> None:
     """Unprocessed rows already in the inbox when the shard starts: its replay has them."""
-    now = datetime.now(tz=UTC)
-    rows = [
-        InboundMessage(
-            provider="whatsapp_cloud",
-            provider_message_id=new_wamid(),
-            business_number=BUSINESS_NUMBER,
-            customer_phone=phone,
-            type="text",
-            text=f"old {k}",
-            payload={},
-            timestamp=now,
-        )
-        for k in range(1, per_phone + 1)
-        for phone in phones
-    ]
-    async with db.acquire() as conn:
-        await inbox.insert_inbound(conn, rows)
+    await store_inbound(
+        db, [(p, "text", f"old {k}") for k in range(1, per_phone + 1) for p in phones]
+    )
 
 
 async def test_a_flooded_slow_llm_keeps_shards_bounded_acks_fast_and_answers_each_once(
@@ -188,24 +164,7 @@ async def test_media_downloads_run_at_most_the_configured_number_at_once(
     settings: Settings, database_url: str, db: asyncpg.Pool
 ) -> None:
     phone = new_phone()
-    now = datetime.now(tz=UTC)
-    async with db.acquire() as conn:
-        items = await inbox.insert_inbound(
-            conn,
-            [
-                InboundMessage(
-                    provider="whatsapp_cloud",
-                    provider_message_id=new_wamid(),
-                    business_number=BUSINESS_NUMBER,
-                    customer_phone=phone,
-                    type="image",
-                    text=None,
-                    payload={},
-                    timestamp=now,
-                )
-                for _ in range(20)
-            ],
-        )
+    items = await store_inbound(db, [(phone, "image", None)] * 20)
     actor = DeliveryActor(
         settings.model_copy(update={"media_fetch_concurrency": 3}), database_url, None, None
     )

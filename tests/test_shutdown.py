@@ -18,13 +18,15 @@ import httpx
 import psutil
 import pytest_asyncio
 
+from actors.runtime import start_actors
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
 from fakes.server import FakeServer
 from gateway.app import create_app
 from gateway.draining import DRAINING
-from tests.support import WebhookClient, envelope, new_phone, text_message
+from tests.inbox_rows import store_inbound
+from tests.support import WebhookClient, envelope, eventually, new_phone, text_message
 from tests.test_cli import CLI, _free_port
 
 APP_SECRET = "shutdown-app-secret"
@@ -58,6 +60,46 @@ async def test_a_draining_gateway_answers_webhooks_503_and_stores_nothing(
     )
     assert stored == 0
     assert router_calls == []
+
+
+async def test_a_closing_shard_takes_nothing_more_and_waits_for_its_work_at_most_the_timeout(
+    settings: Settings,
+    ray_cluster: None,
+    database_url: str,
+    redis_url: str,
+    db: asyncpg.Pool,
+    openrouter: OpenRouterFake,
+) -> None:
+    own = settings.model_copy(update={"shard_count": 1})
+    actors = start_actors(
+        own, database_url=database_url, redis_url=redis_url, prefix=f"sd{uuid.uuid4().hex[:6]}-"
+    )
+    [shard] = actors.shards
+    try:
+        await actors.ping()
+
+        async def replayed() -> bool:
+            return not (await shard.stats.remote())["replaying"]
+
+        await eventually(replayed, within=30)
+        openrouter.set_latency(30.0)  # far longer than the close may wait
+        phone = new_phone()
+        items = await store_inbound(db, [(phone, "text", "m1"), (phone, "text", "m2")])
+        assert await shard.deliver.remote(items) == 2
+        await asyncio.sleep(0.5)  # m1 is with the LLM, m2 waits
+
+        started = time.monotonic()
+        outcome = await shard.close.remote(1.0)
+        assert time.monotonic() - started < 3.0
+        assert outcome["in_hand"] >= 1 and outcome["left_queued"] >= 1
+        assert await shard.deliver.remote(items) == 0
+        unprocessed = await db.fetchval(
+            "SELECT count(*) FROM messages WHERE id = ANY($1::bigint[]) AND processed_at IS NULL",
+            [i.message_id for i in items],
+        )
+        assert unprocessed == 2  # both stay in the inbox for the next start's replay
+    finally:
+        actors.kill()
 
 
 @pytest_asyncio.fixture
