@@ -73,8 +73,7 @@ class ConversationShard:
         self._conversations: dict[tuple[str, str], VirtualConversation] = {}
         self._started: asyncio.Task[None] | None = None
         self._max_queued = settings.shard_max_queued
-        # Live batches wait while the replay posts older rows, so they never overtake them.
-        self._replaying = True
+        self._replaying = True  # until the start-up replay has posted the whole backlog
         self._closing = False
         self._refused = 0
         self._media_call: asyncio.Task[None] | None = None
@@ -229,14 +228,12 @@ class ConversationShard:
     async def deliver(self, batch: list[InboxItem]) -> int:
         """Take what fits of a micro-batch: the first N in inbox order; return N.
 
-        The router keeps the rest at the head of its queue. Nothing is taken while the
-        replay posts older rows or once the shard is closing.
+        The router keeps the rest at the head of its queue. Nothing is taken once the
+        shard is closing. Live batches and the replay share the room; the order gate in
+        Postgres puts a phone's older replayed rows ahead of a newer live one.
         """
         await self._ensure_started()
-        if self._replaying or self._closing:
-            taken = 0
-        else:
-            taken = self._take(batch)
+        taken = 0 if self._closing else self._take(batch)
         self._refused += len(batch) - taken
         return taken
 
