@@ -137,7 +137,7 @@ async def test_the_msg91_webhook_checks_its_secret_and_stores_messages_and_repor
         row = await db.fetchrow(
             """SELECT m.provider, m.text, m.type, c.business_number, c.customer_name
                FROM messages m JOIN conversations c ON c.id = m.conversation_id
-               WHERE c.customer_phone = $1""",
+               WHERE c.customer_phone = $1 AND m.direction = 'inbound'""",
             phone,
         )
         assert dict(row) == {
