@@ -156,7 +156,15 @@ class DeliveryActor:
         structlog.contextvars.bind_contextvars(
             request_id=request.trace, outbound_id=request.request_id
         )
-        result = await self._sender_for(pool, provider).deliver(request)
+        try:
+            result = await self._sender_for(pool, provider).deliver(request)
+        except Exception as exc:
+            # A database blip, say: the ledger holds the state, and the conversation tries
+            # again. One reply's trouble never costs the other replies of its batch.
+            log.warning("delivery_raised", outbound_id=request.request_id, error=repr(exc))
+            return DeliveryResult(
+                request.request_id, ok=False, error_title=repr(exc)[:200], retryable=True
+            )
         try:
             await self._report(pool, result)
         except Exception as exc:

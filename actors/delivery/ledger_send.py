@@ -263,6 +263,14 @@ class LedgerSender:
                 return await self._provider.send(message)
         except TimeoutError as exc:
             raise OutcomeUnknown("the send outlasted its claim's budget") from exc
+        except InvalidContent as exc:
+            raise SendError(f"invalid content: {exc}") from exc
+        except SendError:
+            raise
+        except Exception as exc:
+            # Not a provider's answer: nothing says the request did not go out.
+            log.exception("send_raised", part_id=part.id)
+            raise OutcomeUnknown(f"the send raised {exc!r}") from exc
 
     async def _record_template(self, outbound_id: int, sent: Content) -> None:
         # The dashboard and the API show that a template went instead of the text.
