@@ -60,7 +60,8 @@ class CloudApiProvider:
     async def send(self, message: OutboundMessage) -> str:
         """Send the reply; a text over 4096 characters goes as several messages, in order.
 
-        Returns the provider id of the first part, which the outbound row keeps.
+        Returns the provider id of the first part. The delivery actor hands over one part
+        at a time (the send ledger), so each part has its own claim and callback data.
         """
         content = message.content
         if content.kind == "text":
