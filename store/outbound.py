@@ -196,15 +196,15 @@ async def _claim_unknown_sends(conn: asyncpg.Connection, statuses: Sequence[Stat
 
     A crash, a timeout or a lapsed lease after Meta accepted a part leaves it `claimed` or
     `unknown` with no id; the status webhook fills it in, and the part is known to be sent,
-    so nobody sends it again (DESIGN.md §3). Callback data is `p<part id>`; a plain number
-    is a messages.id from before the ledger, for rows in flight at the upgrade.
+    so nobody sends it again (DESIGN.md §3). Callback data is `<message id>.<part>`; a
+    plain number is a messages.id from before the ledger, for rows in flight at the upgrade.
     """
-    parts: list[tuple[int, str]] = []
+    parts: list[tuple[int, int, str]] = []
     legacy: list[tuple[int, str]] = []
     for s in statuses:
-        part_id = send_ledger.part_id_of(s.callback_data)
-        if part_id is not None:
-            parts.append((part_id, s.provider_message_id))
+        named = send_ledger.part_of(s.callback_data)
+        if named is not None:
+            parts.append((*named, s.provider_message_id))
         elif s.callback_data is not None and s.callback_data.isdigit():
             legacy.append((int(s.callback_data), s.provider_message_id))
     changed = await send_ledger.resolve_by_callback(conn, parts)

@@ -36,18 +36,18 @@ class PartState(StrEnum):
     UNKNOWN = "unknown"
 
 
-# The callback data of a part (echoed by Meta in biz_opaque_callback_data). A plain
-# number is a messages.id: the form sent before the ledger, still accepted.
-CALLBACK_PREFIX = "p"
+# The callback data of a part, echoed by Meta in biz_opaque_callback_data:
+# "<messages.id>.<part>". A plain number is a messages.id alone, the form sent before
+# the ledger, still accepted for rows in flight at the upgrade.
+def callback_data(message_id: int, part: int) -> str:
+    return f"{message_id}.{part}"
 
 
-def callback_data(part_id: int) -> str:
-    return f"{CALLBACK_PREFIX}{part_id}"
-
-
-def part_id_of(callback: str | None) -> int | None:
-    if callback and callback.startswith(CALLBACK_PREFIX) and callback[1:].isdigit():
-        return int(callback[1:])
+def part_of(callback: str | None) -> tuple[int, int] | None:
+    """The (message id, part) a callback names, if it is a part's."""
+    message, dot, part = (callback or "").partition(".")
+    if dot and message.isdigit() and part.isdigit():
+        return int(message), int(part)
     return None
 
 
@@ -263,9 +263,9 @@ async def replace_with_template(
 
 
 async def resolve_by_callback(
-    conn: asyncpg.Connection, claims: Sequence[tuple[int, str]]
+    conn: asyncpg.Connection, claims: Sequence[tuple[int, int, str]]
 ) -> list[int]:
-    """Status webhooks naming a part by its callback data: that part was sent.
+    """Status webhooks naming a part, (message id, part, wamid): that part was sent.
 
     Return the message ids whose parts changed.
     """
@@ -274,13 +274,15 @@ async def resolve_by_callback(
     rows = await conn.fetch(
         """UPDATE send_parts p SET state = 'sent', provider_message_id = c.wamid, owner = NULL,
                   lease_until = NULL, updated_at = now()
-           FROM unnest($1::bigint[], $2::text[]) AS c(id, wamid)
-           WHERE p.id = c.id AND p.provider_message_id IS NULL
+           FROM unnest($1::bigint[], $2::int[], $3::text[]) AS c(message_id, part, wamid)
+           WHERE p.message_id = c.message_id AND p.part = c.part
+             AND p.provider_message_id IS NULL
              AND p.state IN ('claimed', 'unknown', 'pending')
              AND NOT EXISTS (SELECT 1 FROM send_parts o WHERE o.provider_message_id = c.wamid)
            RETURNING p.message_id""",
         [c[0] for c in claims],
         [c[1] for c in claims],
+        [c[2] for c in claims],
     )
     return sorted({r["message_id"] for r in rows})
 

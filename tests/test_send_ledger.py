@@ -198,7 +198,12 @@ async def test_a_lease_lapsing_mid_send_waits_for_the_webhook_and_sends_nothing_
     graph.accept_late_next(1, 4.0)
     slow = asyncio.create_task(
         provider.send(
-            OutboundMessage(BUSINESS_NUMBER, phone, Content.plain("still in flight"), f"p{part.id}")
+            OutboundMessage(
+                BUSINESS_NUMBER,
+                phone,
+                Content.plain("still in flight"),
+                send_ledger.callback_data(outbound_id, 1),
+            )
         )
     )
     [accepted] = await graph.wait_for(1, timeout=5)
@@ -217,7 +222,7 @@ async def test_a_lease_lapsing_mid_send_waits_for_the_webhook_and_sends_nothing_
         "status": "sent",
         "timestamp": str(int(time.time())),
         "recipient_id": phone,
-        "biz_opaque_callback_data": f"p{part.id}",
+        "biz_opaque_callback_data": send_ledger.callback_data(outbound_id, 1),
     }
     assert (await webhooks.post(envelope(statuses=[status]))).status_code == 200
     result = await asyncio.wait_for(second, 10)
@@ -298,7 +303,12 @@ async def test_a_reply_whose_owner_vanished_after_part_one_is_completed_without_
         # The owner that died: it sent part 1, claimed part 2, and was never heard of again.
         assert await send_ledger.claim(conn, one.id, "dead", 30)
         wamid = await provider.send(
-            OutboundMessage(BUSINESS_NUMBER, phone, Content.plain(texts[0]), f"p{one.id}")
+            OutboundMessage(
+                BUSINESS_NUMBER,
+                phone,
+                Content.plain(texts[0]),
+                send_ledger.callback_data(outbound_id, 1),
+            )
         )
         assert await send_ledger.finish_sent(conn, one.id, "dead", wamid)
         assert await send_ledger.claim(conn, two.id, "dead", 1.0)

@@ -252,7 +252,7 @@ class LedgerSender:
             business_number=request.business_number,
             to=request.to,
             content=content,
-            callback_data=send_ledger.callback_data(part.id),
+            callback_data=send_ledger.callback_data(part.message_id, part.part),
             context_message_id=(
                 request.reply_context if content.kind != "template" and part.part == 1 else None
             ),
