@@ -132,6 +132,19 @@ async def create_parts(
     return await parts_of(conn, message_id)
 
 
+async def first_open_before(conn: asyncpg.Connection, part_id: int) -> Part | None:
+    """The earliest part of the same conversation, before this one, not yet resolved."""
+    r = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM send_parts e
+            WHERE e.conversation_id = (SELECT conversation_id FROM send_parts WHERE id = $1)
+              AND e.state IN ('pending', 'claimed')
+              AND (e.message_id, e.part) < (SELECT message_id, part FROM send_parts WHERE id = $1)
+            ORDER BY e.message_id, e.part LIMIT 1""",
+        part_id,
+    )
+    return _part(r) if r is not None else None
+
+
 async def claim(conn: asyncpg.Connection, part_id: int, owner: str, lease_seconds: float) -> bool:
     """Take a pending part for one send, if no earlier part of its conversation is open.
 

@@ -156,6 +156,24 @@ async def test_a_reply_is_claimed_only_when_every_earlier_reply_is_resolved(
         assert await send_ledger.claim(conn, two.id, "b", 5)  # unknown counts as resolved
 
 
+async def test_a_reply_behind_an_abandoned_pending_one_sends_both_in_order(
+    graph: GraphApiFake, provider: CloudApiProvider, db: asyncpg.Pool
+) -> None:
+    # An earlier reply whose own sender gave up with its part pending (an operator's
+    # reply whose call timed out, a holding reply): the next reply must not wait forever.
+    phone = new_phone()
+    _, first = await _stored_reply(db, phone, "first")
+    _, second = await _stored_reply(db, phone, "second")
+    async with db.acquire() as conn:
+        await send_ledger.create_parts(conn, first, await _payloads("first"))
+    result = await _sender(db, provider, unknown_wait=2.0).deliver(
+        _request(second, phone, "second")
+    )
+    assert result.ok
+    assert [m.text for m in graph.messages_to(phone)] == ["first", "second"]
+    assert await _states(db, first) == [PartState.SENT]
+
+
 # -- (a) Meta accepts, then answers after the client timeout ---------------------------
 
 
@@ -403,12 +421,16 @@ async def test_a_refused_connection_is_retried_at_once() -> None:
         port = probe.getsockname()[1]
     fake = GraphApiFake(access_token=GRAPH_TOKEN, auto_statuses=())
     server = FakeServer(fake.app, port=port)
+    # Enough tries that the jittered backoff (which may be near zero) outlasts 0.2 s.
     client = CloudApiProvider(
-        base_url=f"http://127.0.0.1:{port}", api_version="v21.0", access_token=GRAPH_TOKEN
+        base_url=f"http://127.0.0.1:{port}",
+        api_version="v21.0",
+        access_token=GRAPH_TOKEN,
+        max_attempts=12,
     )
 
     async def start_late() -> None:
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.2)
         await server.start()
 
     try:

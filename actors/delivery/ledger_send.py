@@ -21,6 +21,7 @@ the last try stopped.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,6 +48,8 @@ log = structlog.get_logger(__name__)
 POLL_SECONDS = 0.2
 # The lease outlasts the provider call by this much, so a claim never lapses mid-call.
 LEASE_MARGIN_SECONDS = 5.0
+# How many earlier replies, one behind another, a send drives through the order gate.
+MAX_HELP_DEPTH = 3
 
 Templates = Callable[[], Awaitable[WindowTemplate | None]]
 
@@ -153,7 +156,7 @@ class LedgerSender:
         async with self._pool.acquire() as conn:
             return await send_ledger.create_parts(conn, request.request_id, payloads, state=state)
 
-    async def _send_part(self, request: DeliveryRequest, part: Part) -> _Outcome:
+    async def _send_part(self, request: DeliveryRequest, part: Part, depth: int = 0) -> _Outcome:
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
         give_up_at = time.monotonic() + self._patience
         while True:
@@ -176,6 +179,8 @@ class LedgerSender:
                 return _Outcome(False, code=current.error_code, title=current.error_title)
             if current.state == PartState.PENDING:
                 outcome = await self._claim_and_send(request, current, owner)
+                if outcome is None and depth < MAX_HELP_DEPTH:
+                    outcome = await self._send_earlier(request, part, depth)
                 if outcome is not None:
                     return outcome
                 continue
@@ -183,6 +188,23 @@ class LedgerSender:
             if time.monotonic() >= give_up_at:
                 return _retry_later(f"part {part.part} is {current.state}: waiting for it")
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _send_earlier(
+        self, request: DeliveryRequest, part: Part, depth: int
+    ) -> _Outcome | None:
+        """The order gate holds this part behind an earlier pending one that nobody may be
+        driving (an operator's reply, a holding reply, a try given up): send that first.
+        Its claim is as conditional as any, so racing its own sender sends it once."""
+        async with self._pool.acquire() as conn:
+            blocker = await send_ledger.first_open_before(conn, part.id)
+        if blocker is None or blocker.state != PartState.PENDING:
+            return None
+        # The same conversation, so the same business number and customer.
+        earlier = dataclasses.replace(request, request_id=blocker.message_id, reply_context=None)
+        helped = await self._send_part(earlier, blocker, depth + 1)
+        if not helped.sent and helped.retryable:
+            return _retry_later(f"an earlier reply waits: {helped.title}")
+        return None
 
     async def _claim_and_send(
         self, request: DeliveryRequest, part: Part, owner: str
