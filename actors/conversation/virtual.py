@@ -32,7 +32,7 @@ from actors.conversation.turn_plan import Committed, commit_turn
 from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
 from config.vocabulary import MEDIA_TYPES, MessageStatus, ProviderName
-from store import cluster_metrics, conversations, dead_letters, inbox, live_events, outbound
+from store import cluster_metrics, conversations, dead_letters, inbox, live_events
 from store.inbox import WorkState
 from store.records import ConversationSnapshot, InboxItem, OutboundRow, Turn
 
