@@ -165,7 +165,7 @@ class LLMResult:
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRequest:
-    request_id: int  # the outbound row id; it is also echoed as biz_opaque_callback_data
+    request_id: int  # the outbound row id; its parts are echoed as biz_opaque_callback_data
     business_number: str
     to: str
     content: Content

@@ -117,7 +117,17 @@ class _MalformedFault:
     pass
 
 
-_Fault = _ErrorFault | _HangFault | _MalformedFault
+@dataclass(frozen=True)
+class _AcceptLateFault:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _PassFault:
+    """A send answered normally: lets a fault target the Nth send from now."""
+
+
+_Fault = _ErrorFault | _HangFault | _MalformedFault | _AcceptLateFault | _PassFault
 
 
 def meta_error(
@@ -278,6 +288,23 @@ class GraphApiFake:
         check_count(count)
         self._faults.extend(_HangFault() for _ in range(count))
 
+    def accept_late_next(self, count: int, seconds: float) -> None:
+        """Accept the next ``count`` sends, then answer each only after ``seconds``.
+
+        Each send is recorded and its status webhooks (with our callback data) are posted
+        at once, as Meta does; only the HTTP answer is late. A client that gives up first
+        cannot know the message went out: the unknown outcome of DESIGN.md §3.
+        """
+        check_count(count)
+        check_delay(seconds)
+        self._faults.extend(_AcceptLateFault(seconds) for _ in range(count))
+
+    def pass_next(self, count: int) -> None:
+        """Answer the next ``count`` sends normally, so the faults queued after them hit
+        later sends (say, the third part of a split reply)."""
+        check_count(count)
+        self._faults.extend(_PassFault() for _ in range(count))
+
     def set_latency(self, seconds: float) -> None:
         """Delay every API response (sends and reads) by ``seconds``."""
         check_delay(seconds)
@@ -431,9 +458,14 @@ class GraphApiFake:
         if problem is not None or payload is None:
             return _invalid(problem or "")
         self.attempts += 1
-        if self._faults:
-            return await self._inject(self._faults.popleft())
-        return self._accept(phone_number_id, payload)
+        fault = self._faults.popleft() if self._faults else _PassFault()
+        if isinstance(fault, _PassFault):
+            return self._accept(phone_number_id, payload)
+        if isinstance(fault, _AcceptLateFault):
+            accepted = self._accept(phone_number_id, payload)
+            await asyncio.sleep(fault.seconds)
+            return accepted
+        return await self._inject(fault)
 
     def _mark_read(self, phone_number_id: str, payload: dict[str, Any]) -> web.Response:
         if payload.get("messaging_product") != "whatsapp":
@@ -485,7 +517,7 @@ class GraphApiFake:
             }
         )
 
-    async def _inject(self, fault: _Fault) -> web.Response:
+    async def _inject(self, fault: _ErrorFault | _HangFault | _MalformedFault) -> web.Response:
         if isinstance(fault, _MalformedFault):
             return web.Response(body=_TRUNCATED_SUCCESS, content_type="application/json")
         if isinstance(fault, _HangFault):
@@ -523,7 +555,8 @@ class GraphApiFake:
         """Body: one action object or a list, e.g. ``{"action": "fail_next",
         "count": 1, "status": 400, "code": 130429, "title": "Rate limit hit"}``.
         Actions mirror the Python methods: fail_next, fail_next_malformed,
-        hang_next, set_latency (``seconds``)."""
+        hang_next, accept_late_next (``count``, ``seconds``), pass_next (``count``),
+        set_latency (``seconds``)."""
         try:
             actions = action_list(await request.json())
             for args in actions:
@@ -542,6 +575,10 @@ class GraphApiFake:
                     self.fail_next_malformed(args.integer("count", 1))
                 elif action == "hang_next":
                     self.hang_next(args.integer("count", 1))
+                elif action == "accept_late_next":
+                    self.accept_late_next(args.integer("count", 1), args.number("seconds"))
+                elif action == "pass_next":
+                    self.pass_next(args.integer("count", 1))
                 elif action == "set_latency":
                     self.set_latency(args.number("seconds"))
                 else:

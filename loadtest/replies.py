@@ -23,7 +23,7 @@ from fakes.graph_api import GraphApiFake
 class SeenReply:
     to: str
     text: str | None
-    callback: str | None  # biz_opaque_callback_data: our outbound row id
+    callback: str | None  # biz_opaque_callback_data: "<outbound row id>.<part>"
     at: float  # time.monotonic() in this process when it was seen
 
 

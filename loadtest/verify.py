@@ -2,7 +2,8 @@
 
 Checked against the database (which inbound row each acknowledged wamid became, and the
 outbound row that answers it) and the record of sends, where each send carries its
-outbound row id as biz_opaque_callback_data, as Meta echoes it.
+outbound row id and part ("<id>.<part>", store.send_ledger) as biz_opaque_callback_data,
+as Meta echoes it.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
     finally:
         await conn.close()
     outbound_of = {r["wamid"]: r["outbound_id"] for r in rows}
+    # A duplicate is a part sent twice; loss and order are per reply (the outbound id).
     sends = Counter((r.callback, r.text) for r in seen)
-    sent_callbacks = {r.callback for r in seen}
+    sent_callbacks = {_reply_of(r.callback) for r in seen}
     seq_of_callback: dict[str, int] = {}
     for message in acked:
         if message.wamid not in outbound_of:
@@ -64,13 +66,13 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
             continue
         seq_of_callback[str(outbound_id)] = message.seq
     for (callback, text), count in sends.items():
-        if callback in seq_of_callback and count > 1:
+        if _reply_of(callback) in seq_of_callback and count > 1:
             verdict.duplicated += count - 1
             verdict.note("duplicated", f"outbound {callback}: {count} times {str(text)[:40]!r}")
     highest: dict[str, int] = {}
     first_copies: set[tuple[str | None, str | None]] = set()
     for reply in seen:
-        seq = seq_of_callback.get(str(reply.callback))
+        seq = seq_of_callback.get(_reply_of(reply.callback))
         if seq is None or (reply.callback, reply.text) in first_copies:
             continue  # not ours, or a second copy, already counted as duplicated
         first_copies.add((reply.callback, reply.text))
@@ -79,3 +81,8 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
             verdict.note("reordered", f"{reply.to}: #{seq} after #{highest[reply.to]}")
         highest[reply.to] = max(seq, highest.get(reply.to, 0))
     return verdict
+
+
+def _reply_of(callback: str | None) -> str:
+    """The outbound row id a send's callback data names (its part, if any, dropped)."""
+    return (callback or "").partition(".")[0]

@@ -15,6 +15,7 @@ import asyncpg
 import orjson
 
 from config.vocabulary import MessageType, ProviderName
+from store import send_ledger
 from store.records import OutboundRow, StatusUpdate
 
 # Meta's statuses arrive out of order (DESIGN.md §6); the current status only moves forward.
@@ -106,27 +107,25 @@ async def reserve_reply(conn: asyncpg.Connection, reply: NewReply) -> OutboundRo
     return existing
 
 
-async def mark_sending(conn: asyncpg.Connection, outbound_id: int) -> datetime | None:
-    """Mark the send as under way; return when the customer last wrote (the 24-hour window)."""
-    value = await conn.fetchval(
-        """WITH marked AS (
-               UPDATE messages SET status = 'sending', updated_at = now()
-               WHERE id = $1 AND status IN ('pending', 'sending')
-               RETURNING conversation_id)
-           SELECT c.last_customer_message_at FROM conversations c
-           WHERE c.id = (SELECT conversation_id FROM messages WHERE id = $1)""",
-        outbound_id,
-    )
-    return value if isinstance(value, datetime) else None
+@dataclass(frozen=True, slots=True)
+class SendFacts:
+    """What the delivery actor needs of a reply before its parts exist."""
+
+    status: str
+    provider_message_id: str | None
+    last_customer_message_at: datetime | None  # the 24-hour window
 
 
-async def mark_pending(conn: asyncpg.Connection, outbound_id: int) -> None:
-    """A send that hit a limit or an outage: not sent, to be tried again."""
-    await conn.execute(
-        """UPDATE messages SET status = 'pending', updated_at = now()
-           WHERE id = $1 AND status = 'sending' AND provider_message_id IS NULL""",
+async def send_facts(conn: asyncpg.Connection, outbound_id: int) -> SendFacts | None:
+    r = await conn.fetchrow(
+        """SELECT m.status, m.provider_message_id, c.last_customer_message_at
+           FROM messages m JOIN conversations c ON c.id = m.conversation_id
+           WHERE m.id = $1""",
         outbound_id,
     )
+    if r is None:
+        return None
+    return SendFacts(r["status"], r["provider_message_id"], r["last_customer_message_at"])
 
 
 async def record_template(
@@ -147,24 +146,14 @@ async def record_template(
     )
 
 
-async def mark_sent(conn: asyncpg.Connection, outbound_id: int, provider_message_id: str) -> None:
-    # A status webhook may have beaten us here; never move the status backwards.
-    await conn.execute(
-        """UPDATE messages SET provider_message_id = $2, updated_at = now(),
-                  status = CASE WHEN status IN ('pending', 'sending') THEN 'sent' ELSE status END
-           WHERE id = $1""",
-        outbound_id,
-        provider_message_id,
-    )
-
-
 async def mark_failed(
     conn: asyncpg.Connection, outbound_id: int, error_code: int | None, error_title: str
 ) -> None:
+    """Nothing of this reply may go out (the window is closed and no template is set)."""
     await conn.execute(
         """UPDATE messages SET status = 'failed', error_code = $2, error_title = $3,
                   updated_at = now()
-           WHERE id = $1""",
+           WHERE id = $1 AND status IN ('pending', 'sending')""",
         outbound_id,
         error_code,
         error_title[:500],
@@ -203,38 +192,35 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpda
 
 
 async def _claim_unknown_sends(conn: asyncpg.Connection, statuses: Sequence[StatusUpdate]) -> None:
-    """A status echoing our outbound id names the wamid of a send whose answer we lost.
+    """A status echoing our callback data names the wamid of a send whose answer we lost.
 
-    This closes DESIGN.md §3's gap: a crash after Meta accepted a send but before we
-    stored its id leaves the row `sending` with no id; the status webhook fills it in,
-    and the row is then known to be sent, so a replay does not send it again.
+    A crash, a timeout or a lapsed lease after Meta accepted a part leaves it `claimed` or
+    `unknown` with no id; the status webhook fills it in, and the part is known to be sent,
+    so nobody sends it again (DESIGN.md §3). Callback data is `<message id>.<part>`; a
+    plain number is a messages.id from before the ledger, for rows in flight at the upgrade.
     """
-    claims = [
-        (int(s.callback_data), s.provider_message_id)
-        for s in statuses
-        if s.callback_data is not None and s.callback_data.isdigit()
-    ]
-    if not claims:
-        return
-    await conn.execute(
-        """UPDATE messages m SET provider_message_id = c.wamid,
-                  status = CASE WHEN m.status IN ('pending', 'sending') THEN 'sent'
-                                ELSE m.status END,
-                  updated_at = now()
-           FROM unnest($1::bigint[], $2::text[]) AS c(id, wamid)
-           WHERE m.id = c.id AND m.direction = 'outbound' AND m.provider_message_id IS NULL
-             AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.provider_message_id = c.wamid)""",
-        [c[0] for c in claims],
-        [c[1] for c in claims],
-    )
-
-
-async def send_state(conn: asyncpg.Connection, outbound_id: int) -> tuple[str, str | None, float]:
-    """Status, provider id and seconds since the row last changed."""
-    r = await conn.fetchrow(
-        """SELECT status, provider_message_id, extract(epoch FROM now() - updated_at) AS age
-           FROM messages WHERE id = $1""",
-        outbound_id,
-    )
-    assert r is not None
-    return str(r["status"]), r["provider_message_id"], float(r["age"])
+    parts: list[tuple[int, int, str]] = []
+    legacy: list[tuple[int, str]] = []
+    for s in statuses:
+        named = send_ledger.part_of(s.callback_data)
+        if named is not None:
+            parts.append((*named, s.provider_message_id))
+        elif s.callback_data is not None and s.callback_data.isdigit():
+            legacy.append((int(s.callback_data), s.provider_message_id))
+    changed = await send_ledger.resolve_by_callback(conn, parts)
+    if legacy:
+        rows = await conn.fetch(
+            """UPDATE messages m SET provider_message_id = c.wamid,
+                      status = CASE WHEN m.status IN ('pending', 'sending') THEN 'sent'
+                                    ELSE m.status END,
+                      updated_at = now()
+               FROM unnest($1::bigint[], $2::text[]) AS c(id, wamid)
+               WHERE m.id = c.id AND m.direction = 'outbound' AND m.provider_message_id IS NULL
+                 AND NOT EXISTS (SELECT 1 FROM messages o WHERE o.provider_message_id = c.wamid)
+               RETURNING m.id""",
+            [c[0] for c in legacy],
+            [c[1] for c in legacy],
+        )
+        await send_ledger.resolve_legacy(conn, [r["id"] for r in rows])
+    if changed:
+        await send_ledger.sync_messages(conn, changed)

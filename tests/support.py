@@ -7,13 +7,18 @@ import itertools
 import random
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 import httpx
 import orjson
 
+from config.vocabulary import ProviderName
 from gateway.app import WEBHOOK_PATH
 from gateway.signature import HEADER, sign
+from store import inbox, outbound
+from store.records import InboundMessage, InboxItem
 
 BUSINESS_NUMBER = "100200300400"
 DISPLAY_NUMBER = "15550009999"
@@ -98,3 +103,29 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+async def stored_reply(
+    db: asyncpg.Pool, phone: str, asked: str, reply: str
+) -> tuple[InboxItem, int]:
+    """A customer's message stored with its reply reserved and not yet sent: the state a
+    crash leaves between the reservation and the send. Returns the item and the reply id."""
+    message = InboundMessage(
+        provider=ProviderName.WHATSAPP_CLOUD,
+        provider_message_id=new_wamid(),
+        business_number=BUSINESS_NUMBER,
+        customer_phone=phone,
+        type="text",
+        text=asked,
+        payload={},
+        timestamp=datetime.now(tz=UTC),
+    )
+    async with db.acquire() as conn:
+        [item] = await inbox.insert_inbound(conn, [message])
+        row = await outbound.reserve_reply(
+            conn,
+            outbound.NewReply(
+                item.conversation_id, item.message_id, reply, provider=ProviderName.WHATSAPP_CLOUD
+            ),
+        )
+    return item, row.id

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from actors.client import ActorClient
+from actors.conversation.placement import shard_for
 from actors.delivery.pacing import SendPacer
 from actors.delivery.providers import CloudApiProvider, OutboundMessage
 from actors.delivery.providers.errors import ReEngagementRequired, Undeliverable
@@ -19,7 +21,14 @@ from actors.wire import Content
 from fakes.graph_api import GraphApiFake
 from store import app_settings
 from tests.conftest import GRAPH_TOKEN
-from tests.support import BUSINESS_NUMBER, envelope, eventually, new_phone, text_message
+from tests.support import (
+    BUSINESS_NUMBER,
+    envelope,
+    eventually,
+    new_phone,
+    stored_reply,
+    text_message,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 TEMPLATE = WindowTemplate("follow_up", "en_US")
@@ -183,6 +192,38 @@ async def test_error_131047_from_meta_falls_back_to_the_template(
 
         await eventually(answered)
         assert [m.type for m in graph.messages_to(phone)] == ["template"]
+    finally:
+        async with db.acquire() as conn:
+            await app_settings.delete(conn, redis, redis_prefix, "window_template")
+
+
+async def test_error_131047_on_a_split_reply_sends_the_template_alone(
+    graph: GraphApiFake, actors: ActorClient, db: Any, redis: Redis, redis_prefix: str
+) -> None:
+    async with db.acquire() as conn:
+        await app_settings.put(
+            conn, redis, redis_prefix, "window_template", {"name": "we_are_back", "language": "en"}
+        )
+    try:
+        long_reply = " ".join(f"Sentence number {n} of a long answer." for n in range(300))
+        phone = new_phone()
+        item, outbound_id = await stored_reply(db, phone, "tell me everything", long_reply)
+        graph.fail_next(1, status=400, code=131047, title="Re-engagement message")
+        await actors.shards[shard_for(phone, len(actors.shards))].deliver.remote([item])
+
+        async def answered() -> bool:
+            return bool(graph.messages_to(phone))
+
+        await eventually(answered)
+        await asyncio.sleep(0.5)
+        # The template replaces the whole reply: the text parts after it are never sent.
+        assert [m.type for m in graph.messages_to(phone)] == ["template"]
+        parts = await db.fetch(
+            "SELECT state FROM send_parts WHERE message_id = $1 ORDER BY part", outbound_id
+        )
+        assert [p["state"] for p in parts] == ["sent"]
+        row = await db.fetchrow("SELECT status, type FROM messages WHERE id = $1", outbound_id)
+        assert (row["status"], row["type"]) == ("sent", "template")
     finally:
         async with db.acquire() as conn:
             await app_settings.delete(conn, redis, redis_prefix, "window_template")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 
 import asyncpg
 import ray
@@ -12,19 +11,16 @@ import ray
 from actors.client import ActorClient
 from actors.conversation.placement import shard_for
 from config import Settings
-from config.vocabulary import ProviderName
 from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
-from store import inbox, outbound
-from store.outbound import NewReply
-from store.records import InboundMessage, InboxItem
+from store.records import InboxItem
 from tests.support import (
     BUSINESS_NUMBER,
     WebhookClient,
     envelope,
     eventually,
     new_phone,
-    new_wamid,
+    stored_reply,
     text_message,
 )
 
@@ -107,27 +103,7 @@ async def test_reply_stored_before_a_crash_is_sent_on_replay_without_a_new_llm_c
 ) -> None:
     # The state a crash leaves between storing the reply and handing it to delivery.
     phone = new_phone()
-    message = InboundMessage(
-        provider="whatsapp_cloud",
-        provider_message_id=new_wamid(),
-        business_number=BUSINESS_NUMBER,
-        customer_phone=phone,
-        type="text",
-        text="what did you decide?",
-        payload={},
-        timestamp=datetime.now(tz=UTC),
-    )
-    async with db.acquire() as conn:
-        [item] = await inbox.insert_inbound(conn, [message])
-        await outbound.reserve_reply(
-            conn,
-            NewReply(
-                item.conversation_id,
-                item.message_id,
-                "the reply decided earlier",
-                provider=ProviderName.WHATSAPP_CLOUD,
-            ),
-        )
+    item, _ = await stored_reply(db, phone, "what did you decide?", "the reply decided earlier")
     llm_calls_before = len(openrouter.requests)
 
     shard = actors.shards[shard_for(phone, len(actors.shards))]
@@ -147,30 +123,13 @@ async def _answered(graph: GraphApiFake, phone: str) -> bool:
 
 
 async def _crashed_mid_send(db: asyncpg.Pool, phone: str) -> tuple[InboxItem, int]:
-    """The state a crash leaves after Meta may have taken a send but before we saw its id."""
-    message = InboundMessage(
-        provider="whatsapp_cloud",
-        provider_message_id=new_wamid(),
-        business_number=BUSINESS_NUMBER,
-        customer_phone=phone,
-        type="text",
-        text="did my reply go out?",
-        payload={},
-        timestamp=datetime.now(tz=UTC),
+    """The state a crash before the send ledger left after Meta may have taken a send but
+    before we saw its id: a row `sending` with no parts (in flight at the upgrade)."""
+    item, reply_id = await stored_reply(db, phone, "did my reply go out?", "the reply in doubt")
+    await db.execute(
+        "UPDATE messages SET status = 'sending', updated_at = now() WHERE id = $1", reply_id
     )
-    async with db.acquire() as conn:
-        [item] = await inbox.insert_inbound(conn, [message])
-        reply = await outbound.reserve_reply(
-            conn,
-            NewReply(
-                item.conversation_id,
-                item.message_id,
-                "the reply in doubt",
-                provider=ProviderName.WHATSAPP_CLOUD,
-            ),
-        )
-        await outbound.mark_sending(conn, reply.id)
-    return item, reply.id
+    return item, reply_id
 
 
 async def test_a_send_in_doubt_is_not_repeated_when_meta_reports_it_by_our_id(

@@ -32,7 +32,7 @@ from actors.conversation.turn_plan import Committed, commit_turn
 from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
 from config.vocabulary import MEDIA_TYPES, MessageStatus, ProviderName
-from store import cluster_metrics, conversations, dead_letters, inbox, live_events, outbound
+from store import cluster_metrics, conversations, dead_letters, inbox, live_events
 from store.inbox import WorkState
 from store.records import ConversationSnapshot, InboxItem, OutboundRow, Turn
 
@@ -287,26 +287,13 @@ class VirtualConversation:
         return committed
 
     async def _must_send(self, reply: OutboundRow | None) -> bool:
-        if reply is None or not reply.text:
-            return False
-        if reply.status == MessageStatus.PENDING:
-            return True
-        if reply.status != MessageStatus.SENDING:
-            return False
-        # A crash lost this send's outcome: Meta may have it already (DESIGN.md §3).
-        return reply.provider_message_id is None and not await self._outcome_arrives(reply.id)
-
-    async def _outcome_arrives(self, outbound_id: int) -> bool:
-        """Wait, bounded, for the status webhook of a send whose outcome a crash lost."""
-        wait = self._ctx.settings.unknown_send_wait_seconds
-        while True:
-            async with self._ctx.pool.acquire() as conn:
-                _, wamid, age = await outbound.send_state(conn, outbound_id)
-            if wamid is not None:
-                return True
-            if age >= wait:
-                return False
-            await asyncio.sleep(min(1.0, wait - age))
+        # The send ledger decides what of it still goes out (DESIGN.md §3): parts already
+        # sent are skipped there, and a send in doubt waits there for its status webhook.
+        return (
+            reply is not None
+            and bool(reply.text)
+            and reply.status in (MessageStatus.PENDING, MessageStatus.SENDING)
+        )
 
     async def _deliver(self, item: InboxItem, reply: OutboundRow) -> None:
         assert reply.text is not None

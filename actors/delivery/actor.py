@@ -1,5 +1,8 @@
 """DeliveryActor: sends stored replies through the configured provider and records the result.
 
+Each reply goes part by part through the send ledger (actors.delivery.ledger_send); a
+background sweep turns claims whose owner vanished into unknown outcomes.
+
 After each send it publishes a live event (the dashboards refresh the thread) and adds
 to the cluster metrics in Redis (deliveries by outcome and code, end-to-end latency).
 """
@@ -7,8 +10,9 @@ to the cluster metrics in Redis (deliveries by outcome and code, end-to-end late
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from functools import cached_property
 
 import asyncpg
@@ -16,22 +20,25 @@ import structlog
 from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
+from actors.delivery.ledger_send import LedgerSender
 from actors.delivery.media_fetch import MediaFetcher
-from actors.delivery.pacing import PacingTimeout, SendPacer
-from actors.delivery.providers import OutboundMessage, Provider, make_provider
-from actors.delivery.providers.errors import ReEngagementRequired, SendError
-from actors.delivery.window_policy import WindowTemplate, as_template, choose, window_open
-from actors.wire import Content, DeliveryRequest, DeliveryResult
+from actors.delivery.pacing import SendPacer
+from actors.delivery.providers import Provider, make_provider
+from actors.delivery.window_policy import WindowTemplate
+from actors.wire import DeliveryRequest, DeliveryResult
 from config import Settings
-from config.logs import configure_logging, mask_phone
+from config.logs import configure_logging
 from config.vocabulary import MessageStatus
 from store import cluster_metrics as cm
-from store import live_events, outbound
+from store import live_events, send_ledger
 from store.db import create_pool
 from store.delivery_facts import reply_facts
 from store.settings_watch import SettingsWatcher
 
 log = structlog.get_logger(__name__)
+
+# A part's call budget is at least this, whatever the per-request timeout.
+MIN_CALL_SECONDS = 30.0
 
 
 class DeliveryActor:
@@ -69,6 +76,8 @@ class DeliveryActor:
             else None
         )
         self._lock = asyncio.Lock()
+        self._sender: LedgerSender | None = None
+        self._sweeper: asyncio.Future[None] | None = None
 
     async def _ready(self) -> tuple[asyncpg.Pool, Provider]:
         async with self._lock:
@@ -127,59 +136,15 @@ class DeliveryActor:
         structlog.contextvars.bind_contextvars(
             request_id=request.trace, outbound_id=request.request_id
         )
-        async with pool.acquire() as conn:
-            last_customer_at = await outbound.mark_sending(conn, request.request_id)
-        content = request.content
-        now = datetime.now(tz=UTC)
-        # The template matters only once the window is closed, by our clock or Meta's.
-        template = None if window_open(last_customer_at, now) else await self._window_template()
-        allowed = choose(content, last_customer_at, now, template)
         try:
-            if allowed is None:
-                raise ReEngagementRequired("outside the 24-hour window; no template set")
-            if allowed is not content:
-                await self._record_template(pool, request.request_id, allowed)
-            try:
-                wamid = await self._paced_send(provider, request, allowed)
-            except ReEngagementRequired:
-                # Meta's clock says the window closed (131047): the template goes instead.
-                fallback = as_template(template or await self._window_template())
-                if fallback is None or allowed.kind == "template":
-                    raise
-                await self._record_template(pool, request.request_id, fallback)
-                wamid = await self._paced_send(provider, request, fallback)
-        except (SendError, PacingTimeout) as exc:
-            code = exc.code if isinstance(exc, SendError) else None
-            title = exc.title if isinstance(exc, SendError) else str(exc)
-            retryable = isinstance(exc, PacingTimeout) or (
-                isinstance(exc, SendError) and exc.retryable
+            result = await self._sender_for(pool, provider).deliver(request)
+        except Exception as exc:
+            # A database blip, say: the ledger holds the state, and the conversation tries
+            # again. One reply's trouble never costs the other replies of its batch.
+            log.warning("delivery_raised", outbound_id=request.request_id, error=repr(exc))
+            return DeliveryResult(
+                request.request_id, ok=False, error_title=repr(exc)[:200], retryable=True
             )
-            log.warning(
-                "delivery_failed",
-                outbound_id=request.request_id,
-                to=mask_phone(request.to),
-                code=code,
-                title=title,
-                retryable=retryable,
-                provider=provider.name,
-            )
-            async with pool.acquire() as conn:
-                if retryable:
-                    # Limits and outages pass: the conversation tries this reply again later.
-                    await outbound.mark_pending(conn, request.request_id)
-                else:
-                    await outbound.mark_failed(conn, request.request_id, code, title)
-            result = DeliveryResult(
-                request.request_id,
-                ok=False,
-                error_code=code,
-                error_title=title,
-                retryable=retryable,
-            )
-        else:
-            async with pool.acquire() as conn:
-                await outbound.mark_sent(conn, request.request_id, wamid)
-            result = DeliveryResult(request.request_id, ok=True, provider_message_id=wamid)
         try:
             await self._report(pool, result)
         except Exception as exc:
@@ -187,19 +152,34 @@ class DeliveryActor:
             log.debug("delivery_report_failed", error=repr(exc))
         return result
 
-    async def _paced_send(
-        self, provider: Provider, request: DeliveryRequest, content: Content
-    ) -> str:
-        if self._pacer is not None:
-            await self._pacer.wait_turn(request.business_number, request.to)
-        message = OutboundMessage(
-            business_number=request.business_number,
-            to=request.to,
-            content=content,
-            callback_data=str(request.request_id),
-            context_message_id=request.reply_context if content.kind != "template" else None,
-        )
-        return await provider.send(message)
+    def _sender_for(self, pool: asyncpg.Pool, provider: Provider) -> LedgerSender:
+        if self._sender is None:
+            s = self._settings
+            self._sender = LedgerSender(
+                pool,
+                provider,
+                self._pacer,
+                self._window_template,
+                owner=f"{socket.gethostname()}:{os.getpid()}",
+                # The provider's deadline for one part, its retries included.
+                call_seconds=max(3 * s.delivery_timeout_seconds, MIN_CALL_SECONDS),
+                unknown_wait_seconds=s.unknown_send_wait_seconds,
+            )
+            self._sweeper = asyncio.ensure_future(self._sweep_leases(pool, self._sender))
+        return self._sender
+
+    async def _sweep_leases(self, pool: asyncpg.Pool, sender: LedgerSender) -> None:
+        """Claims whose owner vanished become unknown outcomes (DESIGN.md §3), so the next
+        try waits for their status webhook instead of finding them held."""
+        while True:
+            await asyncio.sleep(max(1.0, sender.lease_seconds / 4))
+            try:
+                async with pool.acquire() as conn:
+                    expired = await send_ledger.expire_leases(conn)
+                if expired:
+                    log.info("send_leases_expired", messages=len(expired))
+            except Exception as exc:
+                log.warning("send_lease_sweep_failed", error=repr(exc))
 
     async def _window_template(self) -> WindowTemplate | None:
         """The operator's template for a closed window, else the configured one."""
@@ -208,11 +188,6 @@ class DeliveryActor:
             return WindowTemplate(live.name, live.language)
         name = self._settings.window_template_name
         return WindowTemplate(name, self._settings.window_template_language) if name else None
-
-    async def _record_template(self, pool: asyncpg.Pool, outbound_id: int, sent: Content) -> None:
-        # The dashboard and the API show that a template went instead of the text.
-        async with pool.acquire() as conn:
-            await outbound.record_template(conn, outbound_id, sent.to_payload(), sent.text)
 
     async def _report(self, pool: asyncpg.Pool, result: DeliveryResult) -> None:
         if self._redis is None:

@@ -12,7 +12,15 @@ from typing import Any
 import aiohttp
 import orjson
 
-from actors.delivery.providers.errors import SendError, TransientError, error_for, with_retries
+from actors.delivery.providers.errors import (
+    OutcomeUnknown,
+    SendError,
+    TransientError,
+    error_for,
+    retry_after_of,
+    transport_error,
+    with_retries,
+)
 from actors.delivery.providers.protocol import MediaFile, OutboundMessage
 from actors.http import DEFAULT_POOL, HttpClient, HttpPool
 from actors.wire import Content, split_text
@@ -52,7 +60,8 @@ class CloudApiProvider:
     async def send(self, message: OutboundMessage) -> str:
         """Send the reply; a text over 4096 characters goes as several messages, in order.
 
-        Returns the provider id of the first part, which the outbound row keeps.
+        Returns the provider id of the first part. The delivery actor hands over one part
+        at a time (the send ledger), so each part has its own claim and callback data.
         """
         content = message.content
         if content.kind == "text":
@@ -123,29 +132,31 @@ class CloudApiProvider:
         try:
             async with self._http.session().post(url, json=body) as response:
                 status = response.status
+                retry_after = retry_after_of(response.headers.get("Retry-After"))
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientError(f"transport error: {exc!r}") from exc
+            raise transport_error(exc) from exc
         try:
             data = orjson.loads(raw)
-        except ValueError as exc:
-            raise SendError(
-                f"unreadable response (HTTP {status})",
-                retryable=status >= 500 or status == 200,
-            ) from exc
-        if status >= 400 or "error" in data:
-            error = data.get("error") or {}
+        except ValueError:
+            data = None
+        error = data.get("error") if isinstance(data, dict) else None
+        if isinstance(error, dict):
+            # Meta's error body: Meta answered, and did not take the message.
             code = error.get("code")
-            title = str(error.get("message") or error.get("error_data", {}).get("details", ""))
+            title = str(error.get("message") or (error.get("error_data") or {}).get("details", ""))
             raise error_for(
-                code if isinstance(code, int) else None,
-                title or f"HTTP {status}",
-                status,
-            )
+                code if isinstance(code, int) else None, title or f"HTTP {status}", status,
+                retry_after,
+            )  # fmt: skip
+        if 400 <= status < 500:
+            raise SendError(f"refused without an error body (HTTP {status})", status)
         try:
+            assert isinstance(data, dict) and status < 300
             return str(data["messages"][0]["id"])
-        except (KeyError, IndexError, TypeError) as exc:
-            raise SendError("response has no message id", retryable=True) from exc
+        except (AssertionError, KeyError, IndexError, TypeError) as exc:
+            # A 200 we cannot read, or a 5xx that is not Meta's: it may have been sent.
+            raise OutcomeUnknown(f"unreadable response (HTTP {status})", status) from exc
 
 
 def cloud_api_body(content: Content, to: str) -> dict[str, Any]:

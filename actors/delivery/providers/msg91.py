@@ -13,7 +13,13 @@ from typing import Any
 import aiohttp
 import orjson
 
-from actors.delivery.providers.errors import SendError, TransientError, with_retries
+from actors.delivery.providers.errors import (
+    OutcomeUnknown,
+    SendError,
+    retry_after_of,
+    transport_error,
+    with_retries,
+)
 from actors.delivery.providers.protocol import MediaFile, OutboundMessage
 from actors.http import DEFAULT_POOL, HttpClient, HttpPool
 from actors.wire import Content, split_text
@@ -105,22 +111,29 @@ class Msg91Provider:
         try:
             async with self._http.session().post(self._http.url(path), json=body) as response:
                 status = response.status
+                retry_after = retry_after_of(response.headers.get("Retry-After"))
                 raw = await response.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise TransientError(f"transport error: {exc!r}") from exc
+            raise transport_error(exc) from exc
         try:
             data = orjson.loads(raw)
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            raise SendError(f"unreadable response (HTTP {status})", retryable=status >= 500)
+            if 400 <= status < 500:
+                raise SendError(f"refused without an error body (HTTP {status})", status)
+            # A 200 we cannot read, or a 5xx that is not MSG91's: it may have been sent.
+            raise OutcomeUnknown(f"unreadable response (HTTP {status})", status)
         if status >= 400 or data.get("hasError") or data.get("status") == "fail":
+            # MSG91's error body: it answered, and did not take the message.
             reason = str(data.get("errors") or data.get("message") or f"HTTP {status}")
-            raise SendError(reason, status, retryable=status >= 500 or status == 429)
+            raise SendError(
+                reason, status, retryable=status >= 500 or status == 429, retry_after=retry_after
+            )
         inner = data.get("data")
         request_id = data.get("request_id") or (
             inner.get("request_id") if isinstance(inner, dict) else None
         )
         if not request_id:
-            raise SendError("response has no request id", retryable=False)
+            raise OutcomeUnknown("response has no request id", status)
         return f"msg91:{request_id}"
