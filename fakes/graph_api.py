@@ -310,6 +310,10 @@ class GraphApiFake:
         check_delay(seconds)
         self._latency = seconds
 
+    def clear_faults(self) -> None:
+        """Drop the faults still queued, keeping the record of sends (an outage ends)."""
+        self._faults.clear()
+
     def reset(self) -> None:
         """Forget records and faults; release any hung request."""
         self.sent.clear()
