@@ -7,6 +7,11 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
+
+log = structlog.get_logger(__name__)
+STOP_TIMEOUT_SECONDS = 5.0
+
 
 class BackgroundTask:
     def __init__(self, name: str) -> None:
@@ -17,9 +22,19 @@ class BackgroundTask:
         if self._task is None:
             self._task = asyncio.create_task(run(), name=self._name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+        """Cancel and wait, bounded: a shutdown never hangs on one task.
+
+        redis-py can swallow a cancel that lands while it connects or subscribes; such a
+        task is left to finish on its own, and said so.
+        """
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            log.warning("background_task_did_not_stop", task=self._name, waited_s=timeout)
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -6,6 +6,7 @@ itself: they carry ids and states, no message text, so a lost event costs a refr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -46,6 +47,9 @@ async def publish_encoded(redis: Redis, prefix: str, events: Sequence[bytes]) ->
         await pipe.execute()
 
 
+CLOSE_TIMEOUT_SECONDS = 2.0
+
+
 @contextlib.asynccontextmanager
 async def subscription(redis: Redis, prefix: str) -> AsyncIterator[AsyncIterator[bytes]]:
     """Subscribed to the channel on entry; yields the events' payloads as they arrive."""
@@ -54,8 +58,12 @@ async def subscription(redis: Redis, prefix: str) -> AsyncIterator[AsyncIterator
         await pubsub.subscribe(channel(prefix))
         yield _payloads(pubsub)
     finally:
-        with contextlib.suppress(Exception):
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+        # Bounded, and never cancelled: cancelled mid-read, redis-py's close can wait on
+        # the connection it was reading from and ignore a cancel, so `wait_for` would hang
+        # a gateway's shutdown with it. A close that lags finishes in the background.
+        closing = asyncio.ensure_future(pubsub.aclose())  # type: ignore[no-untyped-call]
+        closing.add_done_callback(_quietly)
+        await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_SECONDS)
 
 
 async def _payloads(pubsub: PubSub) -> AsyncIterator[bytes]:
@@ -63,3 +71,8 @@ async def _payloads(pubsub: PubSub) -> AsyncIterator[bytes]:
         data = message.get("data")
         if isinstance(data, bytes):
             yield data
+
+
+def _quietly(task: asyncio.Future[object]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: a failed close of a dropped subscription is no news

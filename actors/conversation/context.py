@@ -54,3 +54,5 @@ class ConversationContext:
     side_channels: SideChannels
     # How conversations were activated, by source ("redis", "postgres"): the shard's stats.
     activations: dict[str, int]
+    # How many more messages the shard may hold (its bound less what it holds now).
+    room: Callable[[], int] = lambda: 1_000_000

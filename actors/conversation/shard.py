@@ -148,6 +148,7 @@ class ConversationShard:
             send_reply=self._delivery.request,
             side_channels=self._side_channels,
             activations=self.activations,
+            room=lambda: self._max_queued - self._held(),
         )
         self._spawn(self._passivation_loop())
         self._spawn(self._read_receipt_loop())
