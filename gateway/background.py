@@ -22,7 +22,7 @@ class BackgroundTask:
         if self._task is None:
             self._task = asyncio.create_task(run(), name=self._name)
 
-    async def stop(self, timeout: float = STOP_TIMEOUT_SECONDS) -> None:
+    async def stop(self, wait: float = STOP_TIMEOUT_SECONDS) -> None:
         """Cancel and wait, bounded: a shutdown never hangs on one task.
 
         redis-py can swallow a cancel that lands while it connects or subscribes; such a
@@ -32,9 +32,9 @@ class BackgroundTask:
         if task is None:
             return
         task.cancel()
-        done, _ = await asyncio.wait({task}, timeout=timeout)
+        done, _ = await asyncio.wait({task}, timeout=wait)
         if not done:
-            log.warning("background_task_did_not_stop", task=self._name, waited_s=timeout)
+            log.warning("background_task_did_not_stop", task=self._name, waited_s=wait)
             return
         with contextlib.suppress(asyncio.CancelledError):
             await task
