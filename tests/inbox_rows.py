@@ -25,10 +25,15 @@ async def store_inbound(
             customer_phone=phone,
             type=kind,
             text=text,
-            payload={},
+            payload={"type": "text", "text": {"body": text}} if kind == "text" else {},
             timestamp=now,
         )
         for phone, kind, text in rows
     ]
     async with db.acquire() as conn:
         return await inbox.insert_inbound(conn, messages)
+
+
+async def store_texts(db: asyncpg.Pool, phone: str, *texts: str) -> list[InboxItem]:
+    """Customer texts of one phone, unprocessed and routed nowhere, in this order."""
+    return await store_inbound(db, [(phone, "text", text) for text in texts])

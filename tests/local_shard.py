@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,9 +18,8 @@ import asyncpg
 from actors.conversation.placement import shard_for
 from actors.conversation.shard import ConversationShard
 from config import Settings
-from store import inbox
-from store.records import InboundMessage, InboxItem
-from tests.support import BUSINESS_NUMBER, eventually, new_wamid
+from store.records import InboxItem
+from tests.support import eventually
 
 WIDE = 4096
 
@@ -51,25 +49,6 @@ async def local_shard(
         if shard._started is not None and shard._started.done():
             await shard._pool.close()
             await shard._redis.aclose()
-
-
-async def store_texts(db: asyncpg.Pool, phone: str, *texts: str) -> list[InboxItem]:
-    """Store customer messages (unprocessed, routed nowhere), in this order."""
-    items = []
-    for text in texts:
-        msg = InboundMessage(
-            provider="whatsapp_cloud",
-            provider_message_id=new_wamid(),
-            business_number=BUSINESS_NUMBER,
-            customer_phone=phone,
-            type="text",
-            text=text,
-            payload={"type": "text", "text": {"body": text}},
-            timestamp=datetime.now(tz=UTC),
-        )
-        async with db.acquire() as conn:
-            items += await inbox.insert_inbound(conn, [msg])
-    return items
 
 
 async def wait_processed(db: asyncpg.Pool, *items: InboxItem, within: float = 20.0) -> None:

@@ -18,7 +18,8 @@ from store import inbox, outbound
 from store.dead_letters import HOLDING_REPLY
 from store.records import InboxItem
 from tests.api_fixtures import Operator
-from tests.local_shard import local_shard, store_texts, wait_processed
+from tests.inbox_rows import store_texts
+from tests.local_shard import local_shard, wait_processed
 from tests.support import eventually, new_phone
 
 pytestmark = pytest.mark.usefixtures("actors")

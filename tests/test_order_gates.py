@@ -12,7 +12,8 @@ from actors.client import ActorClient
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from store import inbox
-from tests.local_shard import local_shard, store_texts, wait_processed
+from tests.inbox_rows import store_texts
+from tests.local_shard import local_shard, wait_processed
 from tests.support import new_phone
 
 pytestmark = pytest.mark.usefixtures("actors")

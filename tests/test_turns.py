@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
@@ -17,15 +16,14 @@ from actors.wire import LLMRequest, LLMResult
 from config import Settings
 from fakes.graph_api import GraphApiFake
 from store import inbox
-from store.records import ConversationSnapshot, InboundMessage, InboxItem
+from store.records import ConversationSnapshot, InboxItem
+from tests.inbox_rows import store_texts
 from tests.support import (
-    BUSINESS_NUMBER,
     WebhookClient,
     envelope,
     eventually,
     message,
     new_phone,
-    new_wamid,
     text_message,
 )
 
@@ -151,18 +149,7 @@ class _EchoLLM:
 
 
 async def _store(db: asyncpg.Pool, phone: str, text: str) -> InboxItem:
-    msg = InboundMessage(
-        provider="whatsapp_cloud",
-        provider_message_id=new_wamid(),
-        business_number=BUSINESS_NUMBER,
-        customer_phone=phone,
-        type="text",
-        text=text,
-        payload={"type": "text", "text": {"body": text}},
-        timestamp=datetime.now(tz=UTC),
-    )
-    async with db.acquire() as conn:
-        [item] = await inbox.insert_inbound(conn, [msg])
+    [item] = await store_texts(db, phone, text)
     return item
 
 
