@@ -133,6 +133,9 @@ def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
         "--report", type=Path, default=Path("docs/reliability.md"), help="where the table goes"
     )
     parser.add_argument("--progress", action="store_true", help="live display per scenario")
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep each scenario's service log in this folder"
+    )
 
 
 def run_chaos(args: argparse.Namespace) -> int:
@@ -146,6 +149,7 @@ def run_chaos(args: argparse.Namespace) -> int:
             redis_url=args.redis_url,
             report=args.report,
             progress=args.progress,
+            log_dir=args.logs,
         )
     )
     return 0 if all(o.ok for o in outcomes) else 1

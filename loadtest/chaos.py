@@ -9,6 +9,7 @@ docs/reliability.md; the test suite runs a short version of each.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -109,7 +110,7 @@ def options_for(short: bool) -> LoadOptions:
 
 async def run_scenario(
     scenario: Scenario, options: LoadOptions, *, database_url: str | None = None,
-    redis_url: str | None = None, progress: bool = False,
+    redis_url: str | None = None, progress: bool = False, log_dir: Path | None = None,
 ) -> Outcome:  # fmt: skip
     async def inject(service: OwnService) -> float:
         await asyncio.sleep(options.duration / 4)  # let the load settle first
@@ -124,6 +125,7 @@ async def run_scenario(
             redis_url=None if own else redis_url,
             progress=progress,
             fault=inject,
+            log_dir=log_dir,
         )
     except Exception as exc:
         return Outcome(scenario, {}, error=repr(exc)[:300])
@@ -153,7 +155,7 @@ def table(outcomes: list[Outcome], *, short: bool) -> str:
 
 async def run_all(
     keys: list[str] | None, *, short: bool, database_url: str | None, redis_url: str | None,
-    report: Path | None, progress: bool,
+    report: Path | None, progress: bool, log_dir: Path | None = None,
 ) -> list[Outcome]:  # fmt: skip
     chosen = [s for s in SCENARIOS if keys is None or s.key in keys]
     outcomes = []
@@ -161,9 +163,11 @@ async def run_all(
         print(f"chaos: {scenario.title} ...", flush=True)
         outcome = await run_scenario(
             scenario, options_for(short), database_url=database_url, redis_url=redis_url,
-            progress=progress,
+            progress=progress, log_dir=log_dir,
         )  # fmt: skip
         print(table([outcome], short=short).splitlines()[-1], flush=True)
+        if not outcome.ok:
+            print(json.dumps(outcome.report.get("correctness"), indent=1), flush=True)
         outcomes.append(outcome)
     if report is not None:
         await asyncio.to_thread(_write, report, _document(table(outcomes, short=short)))

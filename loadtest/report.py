@@ -75,6 +75,7 @@ def build(
                 "reordered": verdict.reordered,
                 "ok": verdict.ok,
                 "examples": dict(verdict.examples),
+                "lost_states": dict(verdict.lost_states),
             }
             if verdict is not None
             else None

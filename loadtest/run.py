@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Coroutine
@@ -44,9 +45,11 @@ async def run(
     report_dir: Path | None = None,
     progress: bool = True,
     fault: Callable[[OwnService], Coroutine[Any, Any, float]] | None = None,
+    log_dir: Path | None = None,
 ) -> dict[str, Any]:
     """One run. `fault` (own service only) starts with the steady window and returns the
-    monotonic time the fault ended; the report then says how soon replies flowed again."""
+    monotonic time the fault ended; the report then says how soon replies flowed again.
+    `log_dir` keeps the own service's log (`serve-<run>.log`) after the run."""
     run_id = secrets.token_hex(3)
     if external is not None:
         feed: ReplyFeed = SandboxFeed(external.base_url)
@@ -67,9 +70,17 @@ async def run(
                     service.database_url, service.pid, progress,
                     (lambda: fault(own)) if fault is not None else None,
                 )  # fmt: skip
+            if log_dir is not None:
+                await asyncio.to_thread(_keep_log, Path(workdir) / "serve.log", log_dir, run_id)
     if report_dir is not None:
         await asyncio.to_thread(_write_reports, report_dir, run_id, result)
     return result
+
+
+def _keep_log(log: Path, log_dir: Path, run_id: str) -> None:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(log, log_dir / f"serve-{run_id}.log")
+    print(f"loadtest: the service's log is kept in {log_dir / f'serve-{run_id}.log'}")
 
 
 def _write_reports(report_dir: Path, run_id: str, result: dict[str, Any]) -> None:

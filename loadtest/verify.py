@@ -26,6 +26,9 @@ class Verdict:
     duplicated: int = 0  # a reply (or a part of one) sent more than once
     reordered: int = 0  # a reply that came after the reply to a later message
     examples: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    # Where each lost message stood when the run ended ("inbound dead, no reply", ...):
+    # tells a late reply from a dead letter from a message nobody picked up.
+    lost_states: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -41,7 +44,11 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            """SELECT i.provider_message_id AS wamid, o.id AS outbound_id
+            """SELECT i.provider_message_id AS wamid, o.id AS outbound_id,
+                      i.status AS inbound_status, i.processed_at IS NOT NULL AS processed,
+                      i.attempts, o.status AS outbound_status,
+                      (SELECT string_agg(p.state, ',' ORDER BY p.part) FROM send_parts p
+                        WHERE p.message_id = o.id) AS parts
                FROM messages i
                LEFT JOIN messages o ON o.reply_to_id = i.id AND o.direction = 'outbound'
                WHERE i.direction = 'inbound' AND i.provider_message_id = ANY($1::text[])""",
@@ -50,6 +57,7 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
     finally:
         await conn.close()
     outbound_of = {r["wamid"]: r["outbound_id"] for r in rows}
+    state_of = {r["wamid"]: _state(r) for r in rows}
     # A duplicate is a part sent twice; loss and order are per reply (the outbound id).
     sends = Counter((r.callback, r.text) for r in seen)
     sent_callbacks = {_reply_of(r.callback) for r in seen}
@@ -63,6 +71,7 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
         if outbound_id is None or str(outbound_id) not in sent_callbacks:
             verdict.lost += 1
             verdict.note("lost", message.wamid)
+            verdict.lost_states[state_of[message.wamid]] += 1
             continue
         seq_of_callback[str(outbound_id)] = message.seq
     for (callback, text), count in sends.items():
@@ -81,6 +90,14 @@ async def verify(database_url: str, acked: Sequence[Acked], seen: Sequence[SeenR
             verdict.note("reordered", f"{reply.to}: #{seq} after #{highest[reply.to]}")
         highest[reply.to] = max(seq, highest.get(reply.to, 0))
     return verdict
+
+
+def _state(row: asyncpg.Record) -> str:
+    inbound = f"inbound {row['inbound_status']}, {'processed' if row['processed'] else 'open'}"
+    inbound += f", {row['attempts']} tries"
+    if row["outbound_id"] is None:
+        return inbound + ", no reply row"
+    return inbound + f"; reply {row['outbound_status']}, parts {row['parts'] or 'none'}"
 
 
 def _reply_of(callback: str | None) -> str:
