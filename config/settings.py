@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     # it is a dead letter; then the customer gets one holding reply, or a person is flagged.
     message_max_attempts: int = Field(default=5, ge=1)
     message_retry_base_seconds: float = 0.5
+    # A message waiting out an outage (Postgres, Redis, an actor, Meta) tries again at
+    # most this far apart; it spends none of its MESSAGE_MAX_ATTEMPTS meanwhile.
+    outage_retry_max_seconds: float = Field(default=5.0, gt=0)
     dead_letter_action: Literal["holding_reply", "flag"] = "holding_reply"
     # Back-pressure and shutdown (DESIGN.md §3). A shard holds at most this many messages,
     # waiting or in hand, across its conversations; the rest waits in the router or the inbox.

@@ -121,13 +121,31 @@ def signature_headers(body: bytes, app_secret: str | None) -> dict[str, str]:
     return headers
 
 
-class WebhookSender:
-    """POSTs signed webhooks; background sends are tracked so shutdown cancels them."""
+# Meta retries a webhook the receiver did not answer 200, with growing pauses, for up to
+# seven days; a receiver that answers 503 while its database restarts relies on it.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_MAX_PAUSE_SECONDS = 30.0
+RETRY_FOR_SECONDS = 7 * 24 * 3600.0
 
-    def __init__(self, url: str | None, app_secret: str | None, timeout: float = 10.0) -> None:
+
+class WebhookSender:
+    """POSTs signed webhooks; background sends are tracked so shutdown cancels them.
+
+    Background deliveries are retried as Meta retries them: each one until the receiver
+    answers 200, pausing longer each time, for up to ``retry_for`` seconds.
+    """
+
+    def __init__(
+        self,
+        url: str | None,
+        app_secret: str | None,
+        timeout: float = 10.0,
+        retry_for: float = RETRY_FOR_SECONDS,
+    ) -> None:
         # None disables automatic statuses; explicit posts then fail loudly.
         self.url = url
         self.app_secret = app_secret
+        self.retry_for = retry_for
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -166,12 +184,21 @@ class WebhookSender:
 
     async def _post_all(self, payloads: list[dict[str, Any]]) -> None:
         for payload in payloads:
+            await self._post_until_taken(payload)
+
+    async def _post_until_taken(self, payload: dict[str, Any]) -> None:
+        give_up_at = time.monotonic() + self.retry_for
+        pause = RETRY_FIRST_SECONDS
+        while True:
             try:
                 status = await self.post(payload)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                # Meta's deliveries are independent, so one lost status must not
-                # suppress the next.
                 log.warning("status webhook to %s failed: %r", self.url, exc)
-                continue
-            if status >= 300:
+            else:
+                if status == 200:
+                    return
                 log.warning("status webhook to %s answered HTTP %s", self.url, status)
+            if time.monotonic() + pause > give_up_at:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, RETRY_MAX_PAUSE_SECONDS)

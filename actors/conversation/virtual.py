@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from typing import Literal
 
@@ -28,7 +29,8 @@ import structlog
 from actors.conversation.context import ConversationContext
 from actors.conversation.mailbox import Mailbox
 from actors.conversation.turn import trace_of
-from actors.conversation.turn_plan import Committed, commit_turn
+from actors.conversation.turn_plan import Committed, TurnPlan, commit_turn
+from actors.outages import PartUnavailable, is_outage
 from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
 from config.vocabulary import MEDIA_TYPES, MessageStatus, ProviderName
@@ -41,7 +43,7 @@ log = structlog.get_logger(__name__)
 ActivationSource = Literal["redis", "postgres"]
 
 
-class DeliveryDeferred(RuntimeError):
+class DeliveryDeferred(PartUnavailable):
     """A reply hit a limit or an outage; it stays pending and is sent on a later try."""
 
 
@@ -57,6 +59,7 @@ class VirtualConversation:
         self._ctx = context
         self._mailbox = Mailbox()
         self._worker: asyncio.Task[None] | None = None
+        self._unsaved_plan: tuple[int, TurnPlan] | None = None  # (message id, plan)
 
     # -- the mailbox -----------------------------------------------------------------
 
@@ -91,23 +94,37 @@ class VirtualConversation:
 
     async def _handle_with_retries(self, item: InboxItem) -> None:
         # Retrying in place keeps later messages behind this one, so a reply never
-        # overtakes an earlier one while, say, Postgres blips. The tries are counted in
-        # Postgres; the last one makes the message a dead letter.
+        # overtakes an earlier one. A failure of the message itself is counted in
+        # Postgres, and the last try makes it a dead letter; an outage of a part
+        # (Postgres, Redis, an actor, Meta) spends no try: the message waits for the part.
         settings = self._ctx.settings
-        for attempt in range(settings.message_max_attempts):
+        failures = 0
+        outage_pause = settings.message_retry_base_seconds
+        while True:
             try:
                 await self.handle(item)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if is_outage(exc):
+                    log.warning(
+                        "message_waits_for_outage", message_id=item.message_id, error=_describe(exc)
+                    )
+                    # Jittered, so thousands of waiting conversations do not knock together.
+                    await asyncio.sleep(outage_pause * random.uniform(0.5, 1.0))
+                    outage_pause = min(outage_pause * 2, settings.outage_retry_max_seconds)
+                    continue
+                failures += 1
                 log.exception(
-                    "message_handling_failed", message_id=item.message_id, attempt=attempt + 1
+                    "message_handling_failed", message_id=item.message_id, attempt=failures
                 )
                 with contextlib.suppress(Exception):
                     if await self._dead_letter_if_spent(item, _describe(exc)):
                         return
-                await asyncio.sleep(settings.message_retry_base_seconds * 2**attempt)
+                if failures >= settings.message_max_attempts:
+                    break
+                await asyncio.sleep(settings.message_retry_base_seconds * 2 ** (failures - 1))
         # Still open in Postgres (its reply waits to be sent): tried again later.
         log.error("message_handling_gave_up", message_id=item.message_id)
 
@@ -277,16 +294,22 @@ class VirtualConversation:
         None when the message must wait for an earlier one, or has used up its tries.
         """
         ctx = self._ctx
-        async with ctx.pool.acquire() as conn:
-            attempts = await inbox.begin_attempt(conn, item.message_id)
+        plan = self._unsaved_plan
+        if plan is None or plan[0] != item.message_id:
+            async with ctx.pool.acquire() as conn:
+                attempts = await inbox.begin_attempt(conn, item.message_id)
+                if attempts > ctx.settings.message_max_attempts:
+                    # Its tries ran out in earlier lives (crashes, restarts): no new one.
+                    error = await inbox.last_error(conn, item.message_id)
             if attempts > ctx.settings.message_max_attempts:
-                # Its tries ran out in earlier lives (crashes, restarts): no new one.
-                error = await inbox.last_error(conn, item.message_id)
-        if attempts > ctx.settings.message_max_attempts:
-            await self._dead_letter(item, error or f"gave up after {attempts - 1} tries")
-            return None
-        plan = await ctx.planner.plan(item, work, snapshot)
-        committed = await commit_turn(ctx.pool, item, plan)
+                await self._dead_letter(item, error or f"gave up after {attempts - 1} tries")
+                return None
+            plan = (item.message_id, await ctx.planner.plan(item, work, snapshot))
+        # Kept until committed: a commit lost to an outage is retried with the same plan,
+        # so the LLM is not asked (and billed) again nor another try counted.
+        self._unsaved_plan = plan
+        committed = await commit_turn(ctx.pool, item, plan[1])
+        self._unsaved_plan = None
         if committed.blocked_by is not None:
             await self._wait_for_earlier(item)
             return None
