@@ -47,6 +47,10 @@ async def _graph_errors(service: OwnService, length: float) -> None:
     service.graph.clear_faults()
 
 
+async def _crash_gateway(service: OwnService, _: float) -> None:
+    await service.crash_and_restart()
+
+
 async def _flush_redis(service: OwnService, _: float) -> None:
     await faults.flush_redis(service.redis_url)
 
@@ -77,6 +81,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              _graph_accepts_late, fault_seconds=50.0, recovery_bound=90.0),
     Scenario("graph-errors", "Graph API answers 500 and 429 with Retry-After for a while",
              _graph_errors, fault_seconds=10.0),
+    Scenario("gateway-kill", "SIGKILL the gateway process and start it again",
+             _crash_gateway, recovery_bound=90.0),
     Scenario("redis-flush", "FLUSHALL on the run's own Redis", _flush_redis, own_servers=True),
     Scenario("postgres-stop", "Stop the run's own Postgres for 10 s", _stop_postgres,
              fault_seconds=10.0, own_servers=True, recovery_bound=90.0),

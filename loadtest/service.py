@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -40,15 +40,40 @@ START_TIMEOUT = 120.0
 class OwnService:
     base_url: str
     database_url: str
-    pid: int
+    process: subprocess.Popen[bytes]
     graph: GraphApiFake
     llm: OpenRouterFake
     log_path: Path
     redis_url: str
     # Set when this run started the embedded Postgres: the chaos suite may stop it.
     pgdata: Path | None
+    env: dict[str, str] = field(default_factory=dict)
     app_secret: str = APP_SECRET
     business_number: str = BUSINESS_NUMBER
+    restarts: int = 0
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    async def crash_and_restart(self, down_seconds: float = 1.0) -> None:
+        """SIGKILL the gateway process, then start it again on the same address.
+
+        Its Ray processes go with it, as a supervisor that kills the whole control group
+        (systemd, a container runtime) would do; the new process starts afresh from what
+        Postgres holds.
+        """
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.process.pid, signal.SIGKILL)
+        await asyncio.to_thread(self.process.wait)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await asyncio.sleep(down_seconds)
+        self.restarts += 1
+        self.process = _start_serve(self.env, self.log_path.parent, self.log_path)
+        await _wait_listening(
+            self.process, self.log_path, f"listening on {self.base_url}", skip=self.restarts
+        )
 
 
 def _free_port() -> int:
@@ -108,6 +133,7 @@ async def own_service(
     llm.set_latency(options.llm_latency)
     graph_server, llm_server = FakeServer(graph.app), FakeServer(llm.app)
     process: subprocess.Popen[bytes] | None = None
+    service: OwnService | None = None
     try:
         data_dir = workdir / "data"
         db = database_url or str(await asyncio.to_thread(start_postgres, data_dir, embedded))
@@ -122,16 +148,14 @@ async def own_service(
             graph_url=graph_server.url, llm_url=llm_server.url,
         )  # fmt: skip
         log_path = workdir / "serve.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-                [sys.executable, "-m", "cli.main", "serve"],
-                env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
+        process = _start_serve(env, workdir, log_path)
         await _wait_listening(process, log_path, f"listening on {base}")
         pgdata = data_dir / "pgdata" if database_url is None else None
-        yield OwnService(base, db, process.pid, graph, llm, log_path, rd, pgdata)
+        service = OwnService(base, db, process, graph, llm, log_path, rd, pgdata, env)
+        yield service
     finally:
+        if service is not None:
+            process = service.process  # a restart replaced it
         if process is not None:
             await asyncio.to_thread(_stop, process)
         await graph_server.stop()
@@ -151,9 +175,21 @@ async def _forget_keys(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
-async def _wait_listening(process: subprocess.Popen[bytes], log_path: Path, banner: str) -> None:
+def _start_serve(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "serve"],
+            env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+
+
+async def _wait_listening(
+    process: subprocess.Popen[bytes], log_path: Path, banner: str, *, skip: int = 0
+) -> None:
+    """Wait for the banner's (skip + 1)-th appearance: a restarted service appends to the log."""
     deadline = time.monotonic() + START_TIMEOUT
-    while banner not in (text := _read(log_path)):
+    while (text := _read(log_path)).count(banner) <= skip:
         if process.poll() is not None:
             raise RuntimeError(f"the service exited at start:\n{text[-4000:]}")
         if time.monotonic() > deadline:

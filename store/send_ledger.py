@@ -237,6 +237,20 @@ async def expire_leases(conn: asyncpg.Connection, part_id: int | None = None) ->
     return sorted({r["message_id"] for r in rows})
 
 
+async def orphan_claims(conn: asyncpg.Connection, lineage: str, owner: str) -> list[int]:
+    """Claims of an earlier instance of the same actor (owner starts with `lineage`, is
+    not `owner`) become unknown outcomes now; return their message ids."""
+    rows = await conn.fetch(
+        """UPDATE send_parts SET state = 'unknown', unknown_since = now(), owner = NULL,
+                  lease_until = NULL, updated_at = now()
+           WHERE state = 'claimed' AND starts_with(owner, $1) AND owner <> $2
+           RETURNING message_id""",
+        lineage,
+        owner,
+    )
+    return sorted({r["message_id"] for r in rows})
+
+
 async def reopen(conn: asyncpg.Connection, part_id: int, wait_seconds: float) -> bool:
     """An unknown outcome with no status webhook within the wait: the part goes again."""
     done = await conn.fetchval(

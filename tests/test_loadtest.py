@@ -3,11 +3,7 @@ self-contained run of `wa-support loadtest` against its own service reports zero
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from fakes.graph_api import GraphApiFake
 from loadtest.customers import Acked
@@ -15,6 +11,7 @@ from loadtest.options import LoadOptions
 from loadtest.replies import SeenReply
 from loadtest.run import run
 from loadtest.verify import verify
+from tests.databases import fresh_database
 from tests.support import WebhookClient, envelope, eventually, new_phone, new_wamid, text_message
 
 
@@ -66,11 +63,7 @@ async def test_a_short_self_contained_run_answers_everyone_exactly_once(
     database_url: str, redis_url: str, tmp_path: Path
 ) -> None:
     # Its own database on the same server, so the run's service migrates a clean one.
-    name = f"wa_loadtest_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    try:
+    async with fresh_database(database_url, "wa_loadtest") as dsn:
         report = await run(
             LoadOptions(customers=20, duration=6, ramp_up=2, think_mean=0.2, settle=45),
             database_url=dsn,
@@ -78,12 +71,6 @@ async def test_a_short_self_contained_run_answers_everyone_exactly_once(
             report_dir=tmp_path,
             progress=False,
         )
-    finally:
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
     correctness = report["correctness"]
     assert correctness["ok"], correctness
     assert correctness["checked"] >= 20  # every customer wrote at least once

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 import pytest_asyncio
+import ray
 from redis.asyncio import Redis
 
 from actors.client import ActorClient, ShardHandle
@@ -467,3 +468,42 @@ async def test_a_timeout_or_an_unreadable_200_is_an_unknown_outcome_never_retrie
     finally:
         await client.close()
     assert graph.attempts == 2 and len(graph.sent) == 1
+
+
+# -- the delivery actor killed mid-send --------------------------------------------------
+
+
+async def test_a_killed_delivery_actors_claim_is_taken_back_before_its_lease_ends_and_sent_once(
+    graph: GraphApiFake, actors: ActorClient, db: asyncpg.Pool
+) -> None:
+    phone = new_phone()
+    item, outbound_id = await _stored_reply(db, phone, "sent by a worker about to die")
+    graph.hang_next(1)  # Meta never answers, and records nothing: the send did not happen
+    await _deliver_to_shard(actors, item)
+
+    async def claimed() -> asyncpg.Record | None:
+        return await db.fetchrow(
+            "SELECT owner, lease_until FROM send_parts WHERE message_id = $1 AND state = 'claimed'",
+            outbound_id,
+        )
+
+    await eventually(claimed, within=15)
+    claim = await claimed()
+    assert claim is not None and "/delivery-" in claim["owner"]
+    for actor in actors.delivery:
+        ray.kill(actor, no_restart=False)
+
+    async def taken_back() -> bool:
+        return await claimed() is None
+
+    await eventually(taken_back, within=30)
+    # The restarted actor knew the claim was its dead predecessor's: it did not wait out
+    # the lease (a provider deadline and more) before treating the send as unknown.
+    assert await db.fetchval("SELECT now() < $1", claim["lease_until"])
+
+    async def sent() -> bool:
+        return await _states(db, outbound_id) == [PartState.SENT]
+
+    await eventually(sent, within=30)
+    await asyncio.sleep(1.0)
+    assert [m.text for m in graph.messages_to(phone)] == ["sent by a worker about to die"]

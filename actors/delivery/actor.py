@@ -10,12 +10,14 @@ to the cluster metrics in Redis (deliveries by outcome and code, end-to-end late
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator
 from functools import cached_property
 
 import asyncpg
+import ray
 import structlog
 from redis.asyncio import Redis
 
@@ -160,7 +162,7 @@ class DeliveryActor:
                 provider,
                 self._pacer,
                 self._window_template,
-                owner=f"{socket.gethostname()}:{os.getpid()}",
+                owner=self._owner,
                 # The provider's deadline for one part, its retries included.
                 call_seconds=max(3 * s.delivery_timeout_seconds, MIN_CALL_SECONDS),
                 unknown_wait_seconds=s.unknown_send_wait_seconds,
@@ -168,9 +170,37 @@ class DeliveryActor:
             self._sweeper = asyncio.ensure_future(self._sweep_leases(pool, self._sender))
         return self._sender
 
+    @cached_property
+    def _lineage(self) -> str | None:
+        """The Ray actor this instance embodies ("namespace/name@"), None outside Ray.
+
+        Ray runs at most one live instance of a named actor, so the claims of an earlier
+        instance of the same name were left by a process that is gone.
+        """
+        with contextlib.suppress(Exception):
+            context = ray.get_runtime_context()
+            name = context.get_actor_name()
+            if name:
+                return f"{context.namespace}/{name}@"
+        return None
+
+    @cached_property
+    def _owner(self) -> str:
+        return f"{self._lineage or ''}{socket.gethostname()}:{os.getpid()}"
+
     async def _sweep_leases(self, pool: asyncpg.Pool, sender: LedgerSender) -> None:
         """Claims whose owner vanished become unknown outcomes (DESIGN.md §3), so the next
-        try waits for their status webhook instead of finding them held."""
+        try waits for their status webhook instead of finding them held.
+
+        A restarted actor does this at once for its predecessor's claims, rather than
+        waiting out their leases (a provider deadline and more).
+        """
+        if self._lineage is not None:
+            with contextlib.suppress(Exception):
+                async with pool.acquire() as conn:
+                    orphaned = await send_ledger.orphan_claims(conn, self._lineage, self._owner)
+                if orphaned:
+                    log.info("predecessor_claims_orphaned", messages=len(orphaned))
         while True:
             await asyncio.sleep(max(1.0, sender.lease_seconds / 4))
             try:
