@@ -35,6 +35,7 @@ def build(
     steady_acked: int,
     cpu_seconds: float | None,
     service_processes: int | None,
+    memory: dict[str, float | None] | None = None,
 ) -> dict[str, Any]:
     return {
         "run": run,
@@ -66,6 +67,8 @@ def build(
             ),
             "service_processes": service_processes,
         },
+        # Resident memory of the service's processes from the steady window to the end.
+        "memory": memory,
         "correctness": (
             {
                 "checked": verdict.checked,
@@ -100,6 +103,7 @@ def markdown(report: dict[str, Any]) -> str:
         ("reply latency p50 / p95 / p99 / max", _latencies(e2e)),
         ("errors", ", ".join(f"{k}: {v}" for k, v in report["errors"].items()) or "none"),
         ("service CPU per reply", f"{cpu['ms_per_reply']} ms" if cpu["ms_per_reply"] else "n/a"),
+        ("service memory start / peak / end (growth)", _memory(report.get("memory"))),
         ("lost / duplicated / reordered", (
             f"{c['lost'] + c['unstored']} / {c['duplicated']} / {c['reordered']}"
             if c else "not checked (no database URL)"
@@ -108,6 +112,15 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["| measure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines) + "\n"
+
+
+def _memory(mem: dict[str, float | None] | None) -> str:
+    if not mem or mem.get("peak_mb") is None:
+        return "n/a"
+    return (
+        f"{mem['start_mb']} / {mem['peak_mb']} / {mem['end_mb']} MB "
+        f"({mem['growth_mb']:+} MB)"
+    )
 
 
 def _latencies(s: dict[str, float | None]) -> str:

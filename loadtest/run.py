@@ -17,6 +17,7 @@ from typing import Any
 from loadtest import report as reports
 from loadtest.cpu import TreeCpu
 from loadtest.customers import Crowd, Target
+from loadtest.memory import TreeMemory
 from loadtest.options import LoadOptions
 from loadtest.progress import show
 from loadtest.replies import InProcessFeed, ReplyFeed, SandboxFeed
@@ -108,8 +109,11 @@ async def _load(
     view = asyncio.create_task(show(stats, in_flight, started)) if progress else None
     loading = asyncio.create_task(crowd.run(stop_at))
     await asyncio.sleep(max(0.0, steady_from - time.monotonic()))
+    memory = TreeMemory(pid) if pid is not None else None
     if cpu is not None:
         cpu.start()
+    if memory is not None:
+        memory.start()
     injected = asyncio.create_task(fault()) if fault is not None else None
     acked_before = stats.acked
     await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
@@ -126,6 +130,8 @@ async def _load(
         await asyncio.sleep(0.2)
     await asyncio.sleep(1.0)  # a duplicate would come right behind its first copy
     await feed.stop()
+    if memory is not None:
+        await memory.stop()
     if view is not None:
         view.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -137,6 +143,7 @@ async def _load(
         options, stats, verdict, run=run_id, steady_seconds=steady,
         steady_replies=steady_replies, steady_acked=steady_acked,
         cpu_seconds=cpu_seconds, service_processes=processes,
+        memory=memory.summary() if memory is not None else None,
     )  # fmt: skip
     if fault_ended is not None:
         # Recovered once everything written before the fault ended has been answered.

@@ -1,0 +1,66 @@
+"""Resident memory of the service's process tree (Ray's workers and daemons included),
+sampled through the run, so a report shows whether memory stays flat under load.
+
+The figure is the sum of each process's RSS: pages shared between processes (libraries,
+Ray's object store) count once per process, so it errs high, never low.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+import psutil
+
+MB = 1024 * 1024
+
+
+class TreeMemory:
+    def __init__(self, pid: int, every: float = 2.0) -> None:
+        self._root = psutil.Process(pid)
+        self._every = every
+        self.samples: list[tuple[float, int]] = []  # (monotonic time, bytes)
+        self._task: asyncio.Task[None] | None = None
+
+    def _rss(self) -> int | None:
+        try:
+            processes = [self._root, *self._root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return None
+        total = 0
+        for process in processes:
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                total += process.memory_info().rss
+        return total
+
+    async def _loop(self) -> None:
+        while True:
+            # A few hundred processes at most: cheap enough to read on the loop.
+            rss = self._rss()
+            if rss is not None:
+                self.samples.append((time.monotonic(), rss))
+            await asyncio.sleep(self._every)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def summary(self) -> dict[str, float | None]:
+        """First, peak and last sample, and the growth from the first to the last third."""
+        if not self.samples:
+            return {"start_mb": None, "peak_mb": None, "end_mb": None, "growth_mb": None}
+        values = [v for _, v in self.samples]
+        third = max(1, len(values) // 3)
+        growth = sum(values[-third:]) / third - sum(values[:third]) / third
+        return {
+            "start_mb": round(values[0] / MB, 1),
+            "peak_mb": round(max(values) / MB, 1),
+            "end_mb": round(values[-1] / MB, 1),
+            "growth_mb": round(growth / MB, 1),
+        }
