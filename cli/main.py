@@ -25,6 +25,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="run the service")
     serve.add_argument("--host", help="listen address (default: HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="listen port (default: PORT or 8080)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes on the port, sharing one set of actors (default: 1)",
+    )
+    # How a worker started by `serve --workers` runs; not for people.
+    serve.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply pending database migrations")
     db = commands.add_parser("db", help="demo data and reset")
     db_actions = db.add_subparsers(dest="action", required=True)
@@ -70,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from cli.serve import serve as run_serve
 
-    return run_serve(settings)
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    return run_serve(settings, workers=args.workers, attach=args.attach)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 
 import asyncpg
 import structlog
@@ -13,6 +14,7 @@ from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
 from actors.delivery.providers import SANDBOX_TOKEN
 from actors.runtime import init_ray, start_actors
+from cli.gateway_workers import GatewayWorkers, worker_env
 from cli.loop import run as run_loop
 from cli.shutdown import StopSignals, drain
 from config import Settings
@@ -49,7 +51,17 @@ async def run_migrations(settings: Settings, database_url: str | None = None) ->
         embedded.stop()
 
 
-def serve(settings: Settings) -> int:
+def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
+    """Run the service. `workers` > 1 starts that many gateway processes in all (this one
+    included) on one port; `attach` is how such a worker runs: it finds the actors of the
+    process that started it and leaves the sweeping to that one."""
+    if workers > 1 and settings.uses_sandbox_delivery:
+        print(
+            "error: --workers needs a real provider: the sandbox records replies in one "
+            "process. Set WHATSAPP_ACCESS_TOKEN (or MSG91_AUTH_KEY), or run one worker.",
+            file=sys.stderr,
+        )
+        return 2
     embedded = EmbeddedServers()
     actors: ActorClient | None = None
     try:
@@ -66,7 +78,16 @@ def serve(settings: Settings) -> int:
         actors = start_actors(
             settings, database_url=database_url, redis_url=redis_url, sandbox_base_url=sandbox_url
         )
-        run_loop(_run_gateway(settings, actors, database_url, redis_url, base))
+        extra = None
+        if workers > 1:
+            env = worker_env(
+                host=settings.host, port=settings.port, ray_address=_ray_address(),
+                database_url=database_url, redis_url=redis_url,
+            )  # fmt: skip
+            extra = (workers - 1, env)
+        run_loop(
+            _run_gateway(settings, actors, database_url, redis_url, base, extra, sweep=not attach)
+        )
         return 0
     finally:
         if actors is not None and not settings.ray_address:
@@ -77,7 +98,14 @@ def serve(settings: Settings) -> int:
 
 
 async def _run_gateway(
-    settings: Settings, actors: ActorClient, database_url: str, redis_url: str, base: str
+    settings: Settings,
+    actors: ActorClient,
+    database_url: str,
+    redis_url: str,
+    base: str,
+    extra_workers: tuple[int, dict[str, str]] | None = None,
+    *,
+    sweep: bool = True,
 ) -> None:
     router = ShardRouter(
         actors.shards,
@@ -120,7 +148,12 @@ async def _run_gateway(
     router.start()
     # Every actor answers before we say we are up; each shard replays its unprocessed inbox.
     await actors.ping()
-    sweeper.start()
+    workers = None
+    if sweep:
+        sweeper.start()
+    if extra_workers is not None:
+        workers = GatewayWorkers(*extra_workers, on_death=lambda: sweeper.sweep_once(0.0))
+        workers.start()
 
     signals = StopSignals()
     signals.install()
@@ -133,17 +166,29 @@ async def _run_gateway(
           flush=True)  # fmt: skip
     print(f"  api docs:  {base}/docs   spec: {base}/api/openapi.json", flush=True)
     print(f"  delivery:  {mode}   replies: {replies}", flush=True)
+    if workers is not None:
+        print(f"  gateways:  {len(workers.pids) + 1} processes on port {settings.port}",
+              flush=True)  # fmt: skip
     if settings.uses_sandbox_delivery:
         print(f"  sandbox:   {base}{SANDBOX_PATH}/_fake/messages", flush=True)
     print("Press Ctrl-C to stop.", flush=True)
     await signals.stop.wait()
     print("shutting down: webhooks answer 503 while messages in hand finish...", flush=True)
+    if workers is not None:
+        # Each worker drains itself (503 to webhooks, messages in hand finished).
+        await workers.stop(settings.shutdown_drain_seconds + HTTP_CLOSE_SECONDS + 2)
     await drain(settings, app, actors, router, sweeper, signals)
     await runner.cleanup()
 
 
 def _client_host(host: str) -> str:
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+
+
+def _ray_address() -> str:
+    import ray
+
+    return str(ray.get_runtime_context().gcs_address)
 
 
 def _shutdown_ray() -> None:

@@ -57,12 +57,15 @@ class InboxSweeper:
     async def stop(self) -> None:
         await self._background.stop()
 
-    async def sweep_once(self) -> int:
+    async def sweep_once(self, older_than: float | None = None) -> int:
         """Route every waiting row once, a page at a time; return how many were routed.
 
         A page waits for room in the router; one that finds none within the sweep
         interval ends the sweep, and the next sweep starts again from the oldest row.
+        `older_than=0` sweeps everything open now (a gateway died with rows in hand;
+        shards drop what they already hold).
         """
+        older_than = self._older_than if older_than is None else older_than
         pool = await self._pools.get()
         after_id, total = 0, 0
         while True:
@@ -70,7 +73,7 @@ class InboxSweeper:
                 return total
             async with pool.acquire() as conn:
                 items = await inbox.unprocessed(
-                    conn, older_than_seconds=self._older_than, after_id=after_id, limit=self._page
+                    conn, older_than_seconds=older_than, after_id=after_id, limit=self._page
                 )
             if not items:
                 return total

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
@@ -51,6 +53,13 @@ async def _crash_gateway(service: OwnService, _: float) -> None:
     await service.crash_and_restart()
 
 
+async def _kill_one_gateway(service: OwnService, _: float) -> None:
+    workers = service.gateway_workers()
+    if not workers:
+        raise RuntimeError("no second gateway process: the service runs one")
+    os.kill(workers[0], signal.SIGKILL)
+
+
 async def _flush_redis(service: OwnService, _: float) -> None:
     await faults.flush_redis(service.redis_url)
 
@@ -69,6 +78,7 @@ class Scenario:
     fault_seconds: float = 0.0  # how long the fault lasts (0: a single blow)
     own_servers: bool = False  # needs a Postgres and Redis this run owns
     recovery_bound: float = 60.0  # replies must flow again within this many seconds
+    gateway_workers: int = 1  # the service's gateway processes (`serve --workers`)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -83,6 +93,8 @@ SCENARIOS: tuple[Scenario, ...] = (
              _graph_errors, fault_seconds=10.0),
     Scenario("gateway-kill", "SIGKILL the gateway process and start it again",
              _crash_gateway, recovery_bound=90.0),
+    Scenario("gateway-worker-kill", "Two gateway processes sharing the actors, one SIGKILLed",
+             _kill_one_gateway, gateway_workers=2),
     Scenario("redis-flush", "FLUSHALL on the run's own Redis", _flush_redis, own_servers=True),
     Scenario("postgres-stop", "Stop the run's own Postgres for 10 s", _stop_postgres,
              fault_seconds=10.0, own_servers=True, recovery_bound=90.0),
@@ -126,7 +138,11 @@ async def run_scenario(
     own = scenario.own_servers
     try:
         report = await run(
-            replace(options, reply_timeout=max(options.reply_timeout, 60.0)),
+            replace(
+                options,
+                reply_timeout=max(options.reply_timeout, 60.0),
+                gateway_workers=scenario.gateway_workers,
+            ),
             database_url=None if own else database_url,
             redis_url=None if own else redis_url,
             progress=progress,

@@ -18,6 +18,7 @@ class LoadOptions:
     reply_timeout: float = 30.0  # a customer gives up waiting and writes again after this
     settle: float = 30.0  # after the load, how long to wait for replies still on their way
     pair_rate: bool = False  # Meta's one-message-per-6-s pair limit, off to measure capacity
+    gateway_workers: int = 1  # own service: `serve --workers N`, gateways sharing the actors
     seed: int = 1
 
     @property

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from redis.asyncio import Redis
 
 from fakes.graph_api import GraphApiFake
@@ -48,6 +49,7 @@ class OwnService:
     # Set when this run started the embedded Postgres: the chaos suite may stop it.
     pgdata: Path | None
     env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # gateway processes (`serve --workers`)
     app_secret: str = APP_SECRET
     business_number: str = BUSINESS_NUMBER
     restarts: int = 0
@@ -55,6 +57,15 @@ class OwnService:
     @property
     def pid(self) -> int:
         return self.process.pid
+
+    def gateway_workers(self) -> list[int]:
+        """The pids of the extra gateway processes `serve --workers` started."""
+        found = []
+        for child in psutil.Process(self.process.pid).children():
+            with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+                if "--attach" in child.cmdline():
+                    found.append(int(child.pid))
+        return found
 
     async def crash_and_restart(self, down_seconds: float = 1.0) -> None:
         """SIGKILL the gateway process, then start it again on the same address.
@@ -70,7 +81,7 @@ class OwnService:
             os.killpg(self.process.pid, signal.SIGKILL)
         await asyncio.sleep(down_seconds)
         self.restarts += 1
-        self.process = _start_serve(self.env, self.log_path.parent, self.log_path)
+        self.process = _start_serve(self.env, self.log_path.parent, self.log_path, self.workers)
         await _wait_listening(
             self.process, self.log_path, f"listening on {self.base_url}", skip=self.restarts
         )
@@ -148,10 +159,12 @@ async def own_service(
             graph_url=graph_server.url, llm_url=llm_server.url,
         )  # fmt: skip
         log_path = workdir / "serve.log"
-        process = _start_serve(env, workdir, log_path)
+        process = _start_serve(env, workdir, log_path, options.gateway_workers)
         await _wait_listening(process, log_path, f"listening on {base}")
         pgdata = data_dir / "pgdata" if database_url is None else None
-        service = OwnService(base, db, process, graph, llm, log_path, rd, pgdata, env)
+        service = OwnService(
+            base, db, process, graph, llm, log_path, rd, pgdata, env, options.gateway_workers
+        )
         yield service
     finally:
         if service is not None:
@@ -175,10 +188,12 @@ async def _forget_keys(redis_url: str, prefix: str) -> None:
         await client.aclose()
 
 
-def _start_serve(env: dict[str, str], workdir: Path, log_path: Path) -> subprocess.Popen[bytes]:
+def _start_serve(
+    env: dict[str, str], workdir: Path, log_path: Path, workers: int = 1
+) -> subprocess.Popen[bytes]:
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "serve"],
+            [sys.executable, "-m", "cli.main", "serve", "--workers", str(workers)],
             env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
