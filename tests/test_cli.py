@@ -96,3 +96,20 @@ async def test_serve_on_embedded_defaults_answers_a_signed_webhook_and_stops_cle
             children.append(p)
     orphans = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert orphans == [], f"left running after Ctrl-C: {[p.cmdline()[:3] for p in orphans]}"
+
+
+def test_several_gateway_workers_are_refused_in_sandbox_mode_with_the_reason(
+    tmp_path: Path,
+) -> None:
+    # The sandbox records replies inside one process; N processes behind one port would
+    # scatter them, so the command says why instead of starting something half-working.
+    result = subprocess.run(
+        [str(CLI), "serve", "--workers", "2"],
+        env=_clean_env(tmp_path, _free_port()),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "--workers needs a real provider" in result.stderr
+    assert not (tmp_path / "data").exists(), "it started embedded servers before refusing"
