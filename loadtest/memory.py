@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from typing import Any
 
 import psutil
 
@@ -51,8 +52,9 @@ class TreeMemory:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
-    def summary(self) -> dict[str, float | None]:
-        """First, peak and last sample, and the growth from the first to the last third."""
+    def summary(self) -> dict[str, Any]:
+        """First, peak and last sample, the growth from the first to the last third, and a
+        series of at most 30 points (seconds from the first sample, MB) to see the shape."""
         if not self.samples:
             return {"start_mb": None, "peak_mb": None, "end_mb": None, "growth_mb": None}
         values = [v for _, v in self.samples]
@@ -63,4 +65,8 @@ class TreeMemory:
             "peak_mb": round(max(values) / MB, 1),
             "end_mb": round(values[-1] / MB, 1),
             "growth_mb": round(growth / MB, 1),
+            "series": [
+                (round(t - self.samples[0][0]), round(v / MB))
+                for t, v in self.samples[:: max(1, len(self.samples) // 30)]
+            ],
         }

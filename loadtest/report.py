@@ -35,7 +35,7 @@ def build(
     steady_acked: int,
     cpu_seconds: float | None,
     service_processes: int | None,
-    memory: dict[str, float | None] | None = None,
+    memory: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     return {
         "run": run,
@@ -114,7 +114,7 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _memory(mem: dict[str, float | None] | None) -> str:
+def _memory(mem: dict[str, Any] | None) -> str:
     if not mem or mem.get("peak_mb") is None:
         return "n/a"
     return (
