@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 
 from store import agent_actions, conversations, inbox
+from store.db import create_pool
 from store.migrate import load_migrations, migrate
 from store.records import InboundMessage
 from tests.support import BUSINESS_NUMBER, new_phone, new_wamid
@@ -140,3 +141,29 @@ async def test_return_to_bot_idle_only_from_human_operator_from_any_state(
         assert (await state())[0] == "bot"
         assert await agent_actions.return_to_bot(conn, cid)  # and from bot, as before
         assert not await agent_actions.return_to_bot(conn, -1)
+
+
+async def test_a_connection_back_in_the_pool_keeps_no_open_transaction_nor_its_writes(
+    database_url: str,
+) -> None:
+    # The pool skips asyncpg's per-release RESET ALL round trip; what must still hold is
+    # that a connection given back mid-transaction (a cancelled handler) is rolled back.
+    pool = await create_pool(database_url, min_size=1, max_size=1)
+    marker = f"left-open-{uuid.uuid4().hex[:8]}"
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("BEGIN")
+            await conn.execute(
+                "INSERT INTO app_settings (key, value) VALUES ($1, '{}'::jsonb)", marker
+            )
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            left = await conn.fetchval("SELECT count(*) FROM app_settings WHERE key = $1", marker)
+            assert left == 0
+            # Transaction-scoped advisory locks, the only kind we take, end with it.
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock(4242, 1)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT pg_try_advisory_xact_lock(4242, 1)")
+    finally:
+        await pool.close()
