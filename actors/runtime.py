@@ -23,6 +23,10 @@ def init_ray(settings: Settings) -> None:
     # Ray ≥ 2.59 turns token auth on for local clusters; every process must agree
     # (DESIGN.md §2), so the mode is always set explicitly.
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # Ray starts its workers at nice 15, built for batch jobs beside interactive ones. Our
+    # actors are the service: at 15 they starve behind the gateway and Postgres on a busy
+    # host, and replies queue while the CPU goes elsewhere (issue 13's profile).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     if ray.is_initialized():
         return
     if settings.ray_address:

@@ -225,8 +225,15 @@ class WorkState:
 
 
 async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | None:
-    r = await conn.fetchrow(
-        f"""SELECT m.processed_at IS NOT NULL AS processed, c.state,
+    return (await work_states(conn, [message_id])).get(message_id)
+
+
+async def work_states(
+    conn: asyncpg.Connection, message_ids: Sequence[int]
+) -> dict[int, WorkState]:
+    """The work state of each message that exists, by id: one statement for a batch."""
+    rows = await conn.fetch(
+        f"""SELECT m.id, m.processed_at IS NOT NULL AS processed, c.state,
                   o.id AS o_id, o.text AS o_text, o.status AS o_status,
                   o.provider_message_id AS o_wamid, o.payload AS o_payload,
                   c.variables, c.flow_state,
@@ -243,17 +250,19 @@ async def work_state(conn: asyncpg.Connection, message_id: int) -> WorkState | N
            FROM messages m
            JOIN conversations c ON c.id = m.conversation_id
            LEFT JOIN messages o ON o.reply_to_id = m.id
-           WHERE m.id = $1""",
-        message_id,
+           WHERE m.id = ANY($1::bigint[])""",
+        list(message_ids),
     )
-    if r is None:
-        return None
+    return {r["id"]: _work_state(r) for r in rows}
+
+
+def _work_state(r: asyncpg.Record) -> WorkState:
     reply = None
     if r["o_id"] is not None:
         reply = OutboundRow(
             id=r["o_id"],
             conversation_id=0,
-            reply_to_id=message_id,
+            reply_to_id=r["id"],
             text=r["o_text"],
             status=r["o_status"],
             provider_message_id=r["o_wamid"],
@@ -291,12 +300,17 @@ _TURN_LOCK_SPACE = 21
 
 async def begin_attempt(conn: asyncpg.Connection, message_id: int) -> int:
     """Count one more try of an open message (durably: restarts and sweeps count too)."""
-    value = await conn.fetchval(
+    return (await begin_attempts(conn, [message_id])).get(message_id, 0)
+
+
+async def begin_attempts(conn: asyncpg.Connection, message_ids: Sequence[int]) -> dict[int, int]:
+    """`begin_attempt` for a batch: the tries so far of each open message, by id."""
+    rows = await conn.fetch(
         """UPDATE messages SET attempts = attempts + 1, updated_at = now()
-           WHERE id = $1 AND processed_at IS NULL RETURNING attempts""",
-        message_id,
+           WHERE id = ANY($1::bigint[]) AND processed_at IS NULL RETURNING id, attempts""",
+        list(message_ids),
     )
-    return int(value or 0)
+    return {r["id"]: int(r["attempts"]) for r in rows}
 
 
 async def record_failure(conn: asyncpg.Connection, message_id: int, error: str) -> tuple[int, str]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import asyncpg
 from redis.asyncio import Redis
 
+from actors.conversation.batched_store import BatchedStore
 from actors.conversation.turn import TurnPlanner
 from actors.wire import DeliveryRequest, DeliveryResult
 from config import Settings
@@ -47,6 +48,7 @@ class SideChannels:
 class ConversationContext:
     settings: Settings
     pool: asyncpg.Pool
+    store: BatchedStore  # the per-message statements, shared across conversations
     redis: Redis  # for the live events operators' dashboards follow
     snapshots: SnapshotStore
     planner: TurnPlanner

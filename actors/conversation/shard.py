@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 
 from actors.batching import StreamBatcher
 from actors.conversation.abuse_limit import AbuseLimit
+from actors.conversation.batched_store import BatchedStore
 from actors.conversation.context import ConversationContext, SideChannels
 from actors.conversation.flows.source import FlowSource
 from actors.conversation.placement import shard_for
@@ -140,6 +141,7 @@ class ConversationShard:
         self._ctx = ConversationContext(
             settings=s,
             pool=self._pool,
+            store=BatchedStore(self._pool),
             redis=self._redis,
             snapshots=SnapshotStore(
                 self._redis, prefix=s.redis_key_prefix, ttl_seconds=s.snapshot_ttl_seconds

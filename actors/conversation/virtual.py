@@ -224,8 +224,7 @@ class VirtualConversation:
         )
         ctx = self._ctx
         snapshot = await self.activate(item)
-        async with ctx.pool.acquire() as conn:
-            work = await inbox.work_state(conn, item.message_id)
+        work = await ctx.store.work_state.get(item.message_id)
         if work is None or work.processed:
             return
         if work.blocked_by is not None:
@@ -240,8 +239,7 @@ class VirtualConversation:
             reply = planned.reply
         if await self._must_send(reply) and reply is not None and reply.text:
             await self._deliver(item, reply)
-        async with ctx.pool.acquire() as conn:
-            await inbox.mark_processed(conn, [item.message_id])
+        await ctx.store.mark_processed.get(item.message_id)
         await live_events.publish(
             ctx.redis,
             ctx.settings.redis_key_prefix,
@@ -296,12 +294,11 @@ class VirtualConversation:
         ctx = self._ctx
         plan = self._unsaved_plan
         if plan is None or plan[0] != item.message_id:
-            async with ctx.pool.acquire() as conn:
-                attempts = await inbox.begin_attempt(conn, item.message_id)
-                if attempts > ctx.settings.message_max_attempts:
-                    # Its tries ran out in earlier lives (crashes, restarts): no new one.
-                    error = await inbox.last_error(conn, item.message_id)
+            attempts = await ctx.store.begin_attempt.get(item.message_id) or 0
             if attempts > ctx.settings.message_max_attempts:
+                # Its tries ran out in earlier lives (crashes, restarts): no new one.
+                async with ctx.pool.acquire() as conn:
+                    error = await inbox.last_error(conn, item.message_id)
                 await self._dead_letter(item, error or f"gave up after {attempts - 1} tries")
                 return None
             plan = (item.message_id, await ctx.planner.plan(item, work, snapshot))

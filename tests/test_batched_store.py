@@ -1,0 +1,42 @@
+"""A shard's conversations asking at once share one statement, and each gets its answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+
+from actors.conversation.batched_store import BatchedStore
+from tests.inbox_rows import store_texts
+from tests.support import new_phone
+
+
+async def test_fifty_conversations_reading_their_work_state_at_once_make_one_statement(
+    db: asyncpg.Pool,
+) -> None:
+    items = [(await store_texts(db, new_phone(), f"question {n}"))[0] for n in range(50)]
+    store = BatchedStore(db)
+    states = await asyncio.gather(*(store.work_state.get(i.message_id) for i in items))
+    assert store.work_state.statements == 1
+    assert all(s is not None and not s.processed and s.first_message for s in states)
+
+    tries = await asyncio.gather(*(store.begin_attempt.get(i.message_id) for i in items))
+    assert tries == [1] * 50 and store.begin_attempt.statements == 1
+    half = items[:25]
+    await asyncio.gather(*(store.mark_processed.get(i.message_id) for i in half))
+    after = await asyncio.gather(*(store.work_state.get(i.message_id) for i in items))
+    assert [s.processed for s in after if s] == [True] * 25 + [False] * 25
+    assert await store.work_state.get(2**62) is None  # no such message: no answer, no error
+
+
+async def test_a_failed_statement_fails_every_caller_of_its_batch(database_url: str) -> None:
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
+    store = BatchedStore(pool)
+    await pool.close()  # the statement will fail, as it would with Postgres gone
+    results = await asyncio.gather(
+        *(store.work_state.get(n) for n in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, asyncpg.InterfaceError) for r in results)
+    with pytest.raises(asyncpg.InterfaceError):
+        await store.work_state.get(1)
