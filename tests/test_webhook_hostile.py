@@ -9,6 +9,7 @@ refuses is isolated: its request is kept raw and the others are stored as usual.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -68,7 +69,9 @@ def _huge_callback_data(phone: str) -> dict[str, Any]:
 
 def _huge_ids(phone: str) -> dict[str, Any]:
     # Over the size of a btree index entry: Postgres would refuse the unique index.
-    return envelope([text_message(phone, "long id", wamid="wamid." + "A" * 10_000)])
+    # Random, so that compression does not bring it under the limit.
+    wamid = "wamid." + secrets.token_urlsafe(9_000)
+    return envelope([text_message(phone, "long id", wamid=wamid)])
 
 
 HOSTILE: dict[str, Callable[[str], dict[str, Any]]] = {
@@ -181,3 +184,17 @@ async def test_a_row_postgres_refuses_is_kept_raw_and_its_batch_is_stored(
     assert refused.refused is not None
     kept = await db.fetch("SELECT field, error FROM webhook_unparsed WHERE id > $1", before)
     assert [r["field"] for r in kept] == ["request"]
+
+
+async def test_a_status_with_callback_data_of_non_ascii_digits_is_applied_not_kept_raw(
+    webhooks: WebhookClient, db: asyncpg.Pool
+) -> None:
+    before = await db.fetchval("SELECT coalesce(max(id), 0) FROM webhook_unparsed")
+    status = status_failed(new_wamid(), new_phone())
+    status["biz_opaque_callback_data"] = "²³.¹"
+
+    response = await webhooks.post(envelope(statuses=[status]))
+
+    assert response.status_code == 200, response.text
+    assert "unparsed" not in response.json()
+    assert await db.fetchval("SELECT count(*) FROM webhook_unparsed WHERE id > $1", before) == 0
