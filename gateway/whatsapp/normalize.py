@@ -76,6 +76,7 @@ def parse_webhook(body: Any, raw: bytes | None = None) -> ParsedWebhook:
     # JSON escapes NUL as \u0000, so a body without that sequence needs no walk.
     if raw is None or b"\\u0000" in raw:
         body = without_nul(body)
+    _refuse_deep(body, raw)
     try:
         payload = WebhookPayload.model_validate(body)
     except ValidationError as exc:
@@ -104,6 +105,24 @@ def parse_webhook(body: Any, raw: bytes | None = None) -> ParsedWebhook:
             parsed.past.extend(result.past)
             parsed.unparsed.extend(result.unparsed)
     return parsed
+
+
+# orjson writes at most 254 levels; every part we keep is written back as JSON. Meta's
+# bodies nest about ten deep.
+_MAX_BRACKETS_UNCHECKED = 250
+
+
+def _refuse_deep(body: Any, raw: bytes | None) -> None:
+    """A body nested too deeply to store is no WhatsApp webhook (a 4xx, never a 5xx).
+
+    Counting brackets is C-speed; only a body with that many is serialised to check.
+    """
+    if raw is not None and raw.count(b"[") + raw.count(b"{") <= _MAX_BRACKETS_UNCHECKED:
+        return
+    try:
+        orjson.dumps(body)
+    except orjson.JSONEncodeError as exc:
+        raise PayloadError(f"nested too deeply to store: {exc}") from exc
 
 
 def _account_id(entry: Any) -> str | None:
