@@ -166,7 +166,8 @@ def _send_problem(body: dict[str, Any] | None) -> str | None:
         return "The parameter messaging_product is required and must be 'whatsapp'."
     if body.get("recipient_type", "individual") not in ("individual", "group"):
         return "Param recipient_type must be one of {individual, group}."
-    to = body.get("to")
+    # `to` takes a phone number, `recipient` a business-scoped user id; `to` wins.
+    to = body.get("to") or body.get("recipient")
     if not isinstance(to, str) or not to.strip():
         return "The parameter to is required."
     kind = body.get("type")
@@ -489,7 +490,7 @@ class GraphApiFake:
 
     def _accept(self, phone_number_id: str, payload: dict[str, Any]) -> web.Response:
         kind: str = payload["type"]
-        to: str = payload["to"]
+        to: str = payload.get("to") or payload["recipient"]
         text = payload["text"]["body"] if kind == "text" else None
         context = payload.get("context")
         message = SentMessage(
@@ -516,7 +517,11 @@ class GraphApiFake:
         return web.json_response(
             {
                 "messaging_product": "whatsapp",
-                "contacts": [{"input": to, "wa_id": _wa_id(to)}],
+                "contacts": [
+                    {"input": to, "user_id": to}
+                    if "to" not in payload
+                    else {"input": to, "wa_id": _wa_id(to)}
+                ],
                 "messages": [sent_id],
             }
         )

@@ -8,6 +8,11 @@ commit per batch instead of one per request.
 There are a few writers, each owning a partition of the customer phones, so commits
 overlap. Each writer is serial: one phone's messages are committed, numbered and
 handed to the router in the order they arrived, which keeps per-phone order.
+
+One hostile body must not fail the batch it shares (issue 11 §3.8). The edge cleans what
+Postgres would refuse (gateway.whatsapp.models); should a value still be refused, the
+batch is committed again one request at a time, and a request Postgres refuses on its
+own is kept raw as unparsed and answered 200, so Meta's retries do not fail it again.
 """
 
 from __future__ import annotations
@@ -20,19 +25,33 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
+import orjson
 import structlog
 
 from gateway.background import BackgroundTask
 from gateway.metrics import INBOX_BATCH_SIZE
 from gateway.whatsapp import ParsedWebhook
-from store import inbox, outbound, webhook_log
-from store.records import InboxItem, WebhookEvent
+from store import inbox, outbound, past_messages, webhook_fields, webhook_log
+from store.inbox import without_nul
+from store.records import InboxItem, UnparsedItem, WebhookEvent
 
 log = structlog.get_logger(__name__)
 
 
 class StoreUnavailable(RuntimeError):
     """Postgres could not take the delivery: the webhook must answer 503 so Meta retries."""
+
+
+def _refused_by_data(exc: BaseException) -> bool:
+    """Postgres (or asyncpg's encoder) refused a value: retrying the same data fails again.
+
+    Data exceptions (22), integrity violations (23) and program limits (54, an index row
+    too large) are about the rows; anything else (a lost connection, a shutdown, a
+    deadlock) is about the moment, and Meta's retry may well succeed.
+    """
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in {"22", "23", "54"}
+    return isinstance(exc, asyncpg.DataError | ValueError | TypeError | OverflowError)
 
 
 @dataclass(slots=True)
@@ -120,16 +139,20 @@ class InboxWriter:
 
     async def _commit(self, batch: list[_Pending]) -> None:
         INBOX_BATCH_SIZE.observe(len(batch))
-        messages = [m for p in batch for m in p.parsed.messages]
-        statuses = [s for p in batch for s in p.parsed.statuses]
         events = list(self._events)
         try:
-            pool = await self._pools.get()
-            async with pool.acquire() as conn, conn.transaction():
-                new_items = await inbox.insert_inbound(conn, messages)
-                await outbound.apply_statuses(conn, statuses)
-                await webhook_log.record(conn, events)
+            new_items = await self._write([p.parsed for p in batch], events)
         except Exception as exc:
+            if len(batch) > 1 and _refused_by_data(exc):
+                log.warning("inbox_commit_isolating", error=repr(exc)[:300], requests=len(batch))
+                for p in batch:
+                    await self._commit_alone(p)
+                await self._flush_or_drop_events()
+                return
+            if len(batch) == 1 and _refused_by_data(exc):
+                await self._commit_alone(batch[0])
+                await self._flush_or_drop_events()
+                return
             log.warning("inbox_commit_failed", error=repr(exc), requests=len(batch))
             for p in batch:
                 if not p.future.done():
@@ -137,6 +160,45 @@ class InboxWriter:
             return
         for _ in events:
             self._events.popleft()
+        self._answer(batch, new_items)
+
+    async def _write(
+        self, deliveries: Sequence[ParsedWebhook], events: Sequence[WebhookEvent]
+    ) -> list[InboxItem]:
+        """One transaction; the tables a batch does not touch cost no statement."""
+        pool = await self._pools.get()
+        async with pool.acquire() as conn, conn.transaction():
+            messages = [m for d in deliveries for m in d.messages]
+            new_items = await inbox.insert_inbound(conn, messages)
+            await outbound.apply_statuses(conn, [s for d in deliveries for s in d.statuses])
+            await past_messages.insert_past(conn, [m for d in deliveries for m in d.past])
+            await webhook_fields.record_account_events(
+                conn, [e for d in deliveries for e in d.account_events]
+            )
+            await webhook_fields.record_unparsed(conn, [u for d in deliveries for u in d.unparsed])
+            await webhook_log.record(conn, events)
+        return new_items
+
+    async def _commit_alone(self, pending: _Pending) -> None:
+        """One request in its own transaction; if Postgres refuses it alone, keep it raw."""
+        try:
+            new_items = await self._write([pending.parsed], ())
+        except Exception as exc:
+            if not _refused_by_data(exc):
+                pending.future.set_exception(StoreUnavailable(str(exc)))
+                return
+            log.warning("inbox_request_refused", error=repr(exc)[:300])
+            kept = ParsedWebhook(unparsed=[_refused(pending.parsed, exc)])
+            try:
+                await self._write([kept], ())
+            except Exception as again:
+                pending.future.set_exception(StoreUnavailable(str(again)))
+                return
+            pending.parsed.refused = kept.unparsed[0].error
+            new_items = []
+        self._answer([pending], new_items)
+
+    def _answer(self, batch: Sequence[_Pending], new_items: list[InboxItem]) -> None:
         by_id = {item.provider_message_id: item for item in new_items}
         # Route before answering: a stored message is always on its way to a shard.
         try:
@@ -153,6 +215,15 @@ class InboxWriter:
                     if (item := by_id.pop(m.provider_message_id, None)) is not None
                 ]
                 p.future.set_result(mine)
+
+    async def _flush_or_drop_events(self) -> None:
+        """Log rows refused by Postgres are dropped: they must not fail every later batch."""
+        try:
+            await self._flush_events()
+        except Exception as exc:
+            if _refused_by_data(exc):
+                log.warning("webhook_log_rows_dropped", rows=len(self._events), error=repr(exc))
+                self._events.clear()
 
     async def _flush_events(self) -> None:
         if not self._events:
@@ -205,6 +276,14 @@ class Ingest:
             parts.setdefault(
                 self._writer_for(status.provider_message_id), ParsedWebhook()
             ).statuses.append(status)
+        # Past messages go with their conversation's writer, as live ones do.
+        for past in parsed.past:
+            part = parts.setdefault(self._writer_for(past.customer_phone), ParsedWebhook())
+            part.past.append(past)
+        if parsed.account_events or parsed.unparsed:
+            rest = parts.setdefault(next(iter(parts), 0), ParsedWebhook())
+            rest.account_events.extend(parsed.account_events)
+            rest.unparsed.extend(parsed.unparsed)
         if len(parts) <= 1:
             index = next(iter(parts), 0)
             return await self._writers[index].submit(parsed)
@@ -215,5 +294,17 @@ class Ingest:
             # Parts that did commit are harmless: Meta's retry finds them as duplicates.
             if isinstance(result, BaseException):
                 raise result
+        parsed.refused = next((p.refused for p in parts.values() if p.refused), None)
         items = [item for result in results if isinstance(result, list) for item in result]
         return sorted(items, key=lambda item: item.message_id)
+
+
+def _refused(parsed: ParsedWebhook, exc: BaseException) -> UnparsedItem:
+    """The part of a request Postgres would not take, as text it always takes."""
+    raw = {
+        "messages": [m.payload for m in parsed.messages],
+        "statuses": [s.provider_message_id for s in parsed.statuses],
+        "fields": parsed.fields,
+    }
+    text = orjson.dumps(without_nul(raw), default=str).decode()
+    return UnparsedItem("whatsapp_cloud", "request", f"refused by the store: {exc!r}"[:500], text)

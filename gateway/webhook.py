@@ -19,7 +19,7 @@ from gateway.ingest import StoreUnavailable
 from gateway.metrics import WEBHOOK_ACK_SECONDS, WEBHOOK_REQUESTS
 from gateway.signature import HEADER, is_valid
 from gateway.state import SERVICES
-from gateway.whatsapp import parse_webhook
+from gateway.whatsapp import ParsedWebhook, parse_webhook
 from gateway.whatsapp.normalize import PayloadError
 from store.records import WebhookEvent
 
@@ -85,7 +85,7 @@ async def _receive(request: web.Request) -> web.Response:
     except orjson.JSONDecodeError as exc:
         return _reject(request, 400, "malformed", f"malformed JSON: {exc}")
     try:
-        parsed = parse_webhook(body)
+        parsed = parse_webhook(body, raw)
     except PayloadError as exc:
         return _reject(request, 400, "malformed", f"not a WhatsApp webhook: {exc}")
 
@@ -99,8 +99,14 @@ async def _receive(request: web.Request) -> web.Response:
         # Never 200-and-lose: Meta retries a 5xx delivery later.
         return _reject(request, 503, "unavailable", "message store unavailable, retry later")
 
-    duplicates = len(parsed.messages) - len(new_items)
-    outcome = "duplicate" if parsed.messages and not new_items else "stored"
+    stored = 0 if parsed.refused else len(new_items)
+    duplicates = 0 if parsed.refused else len(parsed.messages) - len(new_items)
+    if parsed.unparsed or parsed.refused:
+        outcome = "partial"
+    elif parsed.messages and not new_items:
+        outcome = "duplicate"
+    else:
+        outcome = "stored"
     request[EVENT] = WebhookEvent(
         source=SOURCE,
         kind=parsed.kind,
@@ -108,12 +114,31 @@ async def _receive(request: web.Request) -> web.Response:
         http_status=200,
         message_count=len(parsed.messages),
         status_count=len(parsed.statuses),
-        detail=f"{duplicates} duplicate(s)" if duplicates else None,
+        detail=_detail(parsed, duplicates),
     )
-    return web.json_response(
-        {"stored": len(new_items), "duplicates": duplicates, "statuses": len(parsed.statuses)},
-        headers={"X-Webhook-Outcome": outcome},
-    )
+    answer: dict[str, int] = {
+        "stored": stored, "duplicates": duplicates, "statuses": len(parsed.statuses)
+    }  # fmt: skip
+    if parsed.unparsed or parsed.refused:
+        answer["unparsed"] = len(parsed.unparsed) + (1 if parsed.refused else 0)
+    return web.json_response(answer, headers={"X-Webhook-Outcome": outcome})
+
+
+def _detail(parsed: ParsedWebhook, duplicates: int) -> str | None:
+    """What an operator reads in the log: duplicates, unparsed parts and why, Meta's errors."""
+    parts: list[str] = []
+    if duplicates:
+        parts.append(f"{duplicates} duplicate(s)")
+    if parsed.past:
+        parts.append(f"{len(parsed.past)} past message(s), not answered")
+    if parsed.unparsed:
+        reasons = "; ".join(f"{u.field}: {u.error}" for u in parsed.unparsed[:3])
+        parts.append(f"{len(parsed.unparsed)} unparsed ({reasons})")
+    if parsed.refused:
+        parts.append(f"kept raw: {parsed.refused}")
+    if parsed.errors:
+        parts.append("errors: " + "; ".join(parsed.errors[:3]))
+    return " · ".join(parts)[:500] or None
 
 
 def _reject(request: web.Request, status: int, outcome: str, reason: str) -> web.Response:

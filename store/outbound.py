@@ -205,7 +205,7 @@ async def _claim_unknown_sends(conn: asyncpg.Connection, statuses: Sequence[Stat
         named = send_ledger.part_of(s.callback_data)
         if named is not None:
             parts.append((*named, s.provider_message_id))
-        elif s.callback_data is not None and s.callback_data.isdigit():
+        elif s.callback_data is not None and send_ledger.is_bigint_text(s.callback_data):
             legacy.append((int(s.callback_data), s.provider_message_id))
     changed = await send_ledger.resolve_by_callback(conn, parts)
     if legacy:

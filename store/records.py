@@ -44,6 +44,47 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class PastMessage:
+    """A message that already happened: `history` sync or an `smb_message_echoes` echo.
+
+    Stored as processed, in the direction it went, and never answered (issue 11 §1).
+    """
+
+    provider: str
+    provider_message_id: str
+    business_number: str
+    customer_phone: str
+    direction: Literal["inbound", "outbound"]
+    type: str
+    text: str | None
+    payload: dict[str, Any]
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UnparsedItem:
+    """A part of a webhook body that failed validation: kept raw, with its error."""
+
+    source: str
+    field: str  # the change's field, or "messages.messages" / "messages.statuses" for items
+    error: str
+    raw: str  # the part as JSON text (always storable: JSON escapes control characters)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountEvent:
+    """A non-message field an operator should see: template status or quality, account
+    and number quality, a customer's marketing preference."""
+
+    field: str
+    account_id: str | None
+    subject: str | None  # the template, number or customer it is about
+    event: str | None  # APPROVED, YELLOW, FLAGGED, stop, ...
+    detail: dict[str, Any]
+    digest: str  # of the raw change: Meta's retries of it are stored once
+
+
+@dataclass(frozen=True, slots=True)
 class InboxItem:
     """A stored, not yet processed inbound message: the unit the shards work on."""
 

@@ -46,9 +46,16 @@ def callback_data(message_id: int, part: int) -> str:
 def part_of(callback: str | None) -> tuple[int, int] | None:
     """The (message id, part) a callback names, if it is a part's."""
     message, dot, part = (callback or "").partition(".")
-    if dot and message.isdigit() and part.isdigit():
+    if dot and is_bigint_text(message) and is_bigint_text(part):
         return int(message), int(part)
     return None
+
+
+def is_bigint_text(text: str) -> bool:
+    """ASCII digits that fit a bigint. str.isdigit also takes "²" and "٣", which int()
+    refuses or reads, and a long run of digits overflows the column: either would fail
+    the webhook's group commit (issue 11 §3.8)."""
+    return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 @dataclass(frozen=True, slots=True)

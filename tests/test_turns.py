@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
 from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
+from actors.conversation.flows.engine import FlowEngine
+from actors.conversation.flows.loader import load_flows
 from actors.conversation.turn import HANDOFF_REPLY, TurnPlanner
 from actors.conversation.turn_plan import commit_turn
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
+from config.settings import DEFAULT_FLOWS
 from fakes.graph_api import GraphApiFake
 from store import inbox
 from store.records import ConversationSnapshot, InboxItem
-from tests.inbox_rows import store_texts
+from tests.inbox_rows import store_inbound, store_texts
 from tests.support import (
     WebhookClient,
     envelope,
@@ -224,3 +228,49 @@ async def _reaction(db: asyncpg.Pool, wamid: str) -> str | None:
 
 async def _has(graph: GraphApiFake, phone: str, count: int) -> bool:
     return len(graph.messages_to(phone)) >= count
+
+
+# -- only conversational messages reach flows, the after-hours notice and the LLM ---------
+
+
+class _ShippedFlows:
+    """The shipped flows file (business hours, greeting, after-hours notice) as a source."""
+
+    def __init__(self) -> None:
+        self._engine = FlowEngine(load_flows(DEFAULT_FLOWS))
+
+    async def engine(self) -> FlowEngine:
+        return self._engine
+
+
+# Sunday noon in Berlin: the shipped business hours are closed all day.
+_SUNDAY = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("kind", ["reaction", "edit", "revoke", "system"])
+async def test_outside_hours_a_reaction_edit_revoke_or_notice_gets_no_notice_and_no_llm(
+    kind: str, settings: Settings, db: asyncpg.Pool, redis: Redis, redis_prefix: str
+) -> None:
+    llm = _EchoLLM()
+    abuse = AbuseLimit(redis, prefix=f"{redis_prefix}{uuid.uuid4().hex[:6]}:", limit=100)
+    planner = TurnPlanner(
+        settings,
+        abuse,
+        llm,
+        flows=_ShippedFlows(),
+        clock=lambda: _SUNDAY,  # type: ignore[arg-type]
+    )
+    control, phone = new_phone(), new_phone()
+    [earlier] = await store_inbound(db, [(control, "text", "where is my parcel?")])
+    # The control: a customer's words on a Sunday get the closed notice and the LLM.
+    assert "closed right now" in (await _plan(planner, db, earlier) or "")
+    assert llm.asked == ["where is my parcel?"]
+    # The first message of its conversation on a Sunday: no greeting, no notice either.
+    [update] = await store_inbound(db, [(phone, kind, "👍" if kind == "reaction" else None)])
+
+    assert await _plan(planner, db, update) is None
+    assert llm.asked == ["where is my parcel?"]
+    assert (
+        await db.fetchval("SELECT count(*) FROM messages WHERE reply_to_id = $1", update.message_id)
+        == 0
+    )

@@ -15,10 +15,13 @@ from store.records import InboxItem
 
 UNDERSTOOD = "text messages, button and list choices, and captions on photos or documents"
 
-# "ephemeral" is no MessageType; it stays silent as it always did.
-_SILENT = frozenset(
+# Not something the customer said to us but a change to the conversation: they update what
+# they refer to and never reach flows, the after-hours notice, the abuse limit or the LLM
+# (issue 11 §2). "ephemeral" is no MessageType; it stays silent as it always did.
+NOT_CONVERSATIONAL = frozenset(
     {MessageType.REACTION, MessageType.REVOKE, MessageType.EDIT, MessageType.SYSTEM, "ephemeral"}
 )
+_SILENT = NOT_CONVERSATIONAL
 # Messages whose text is the customer's words: the LLM's input, a flow's keyword or answer.
 TEXTUAL = frozenset({MessageType.TEXT, MessageType.INTERACTIVE, MessageType.BUTTON})
 

@@ -1,6 +1,7 @@
 """One customer turn: what the bot does with one inbound message, and what it answers.
 
-In order: the message's effect on earlier ones (reaction, edit, revoke); whether the bot
+In order: the message's effect on earlier ones (reaction, edit, revoke), which is all a
+non-conversational message (those, and system notices) ever does; whether the bot
 may answer at all (a person has the conversation, or it returns to the bot after idling);
 the per-phone abuse limit; the customer asking for a person; scripted flows; then the
 reply policy by message type, with the LLM pool for free text.
@@ -20,7 +21,7 @@ from typing import Any
 from actors.conversation.abuse_limit import SLOW_DOWN, AbuseLimit, Verdict
 from actors.conversation.flows.engine import FlowOutcome, TurnInput
 from actors.conversation.flows.source import FlowSource
-from actors.conversation.reply_policy import TEXTUAL, decide
+from actors.conversation.reply_policy import NOT_CONVERSATIONAL, TEXTUAL, decide
 from actors.conversation.turn_plan import FlowStep, MessageUpdate, TurnPlan
 from actors.wire import LLMRequest, LLMResult
 from config import Settings
@@ -58,6 +59,8 @@ class TurnPlanner:
     ) -> TurnPlan:
         """What this message does and the reply to reserve (None for no reply)."""
         plan = TurnPlan(updates=_updates_of(item))
+        if item.type in NOT_CONVERSATIONAL:
+            return plan
         if not self._bot_may_answer(work, plan):
             return plan
         verdict = await self._abuse.check(

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from gateway.api import (
+    account_events,
     actions,
     auth_routes,
     canned,
@@ -32,6 +33,7 @@ def endpoints() -> list[Endpoint]:
         *canned.ENDPOINTS,
         *settings_api.ENDPOINTS,
         *observe.ENDPOINTS,
+        *account_events.ENDPOINTS,
         *live.ENDPOINTS,
         *diagnostics.ENDPOINTS,
         *health.ENDPOINTS,

@@ -11,8 +11,8 @@ from gateway.api.routing import Call, Endpoint
 from store import stats as store_stats
 from store import webhook_log_views
 
-Outcome = Literal["stored", "duplicate", "bad_signature", "malformed", "rejected", "too_large",
-                  "unavailable"]  # fmt: skip
+Outcome = Literal["stored", "duplicate", "partial", "bad_signature", "malformed", "rejected",
+                  "too_large", "unavailable", "draining"]  # fmt: skip
 
 
 class WebhookLogQuery(BaseModel):

@@ -65,7 +65,9 @@ required autocomplete="username"><label for="password">Password (10 characters o
         """
 <nav id="nav"></nav><main><h1>Overview</h1><div id="health" class="card"></div>
 <div id="figures" class="grid"></div><div class="card"><h2>Messages per minute</h2>
-<table id="per-minute"></table></div></main>""",
+<table id="per-minute"></table></div><div class="card"><h2>WhatsApp account</h2>
+<p class="empty" id="account-empty">Template, quality and opt-out notices from Meta appear here.
+</p><table id="account-events"></table></div></main>""",
     ),
     (
         "/dashboard/conversations",
@@ -108,11 +110,13 @@ required autocomplete="username"><label for="password">Password (10 characters o
         """
 <nav id="nav"></nav><main><h1>Webhook log</h1><p><select id="filter-outcome">
 <option value="">All outcomes</option><option>stored</option><option>duplicate</option>
-<option>bad_signature</option><option>malformed</option><option>rejected</option>
+<option>partial</option><option>bad_signature</option><option>malformed</option><option>rejected</option>
 <option>too_large</option><option>unavailable</option></select></p>
 <table><thead><tr><th>Time</th><th>Source</th><th>Type</th><th>Outcome</th><th>HTTP</th>
 <th>Messages</th><th>Statuses</th><th>Latency</th><th>Detail</th></tr></thead>
-<tbody id="webhook-rows"></tbody></table></main>""",
+<tbody id="webhook-rows"></tbody></table><div class="card" id="unparsed-card" hidden>
+<h2>Unparsed parts</h2><table><thead><tr><th>Time</th><th>Part</th><th>Error</th><th>Raw</th>
+</tr></thead><tbody id="unparsed-rows"></tbody></table></div></main>""",
     ),
     (
         "/docs",

@@ -159,12 +159,25 @@ class CloudApiProvider:
             raise OutcomeUnknown(f"unreadable response (HTTP {status})", status) from exc
 
 
+def is_user_id(identity: str) -> bool:
+    """A business-scoped user id (`US.13491208655302741918`, `US.ENT.…`), not a phone.
+
+    Phone numbers (wa_id) are digits only; a BSUID is a country code, a dot, and more.
+    """
+    return "." in identity
+
+
 def cloud_api_body(content: Content, to: str) -> dict[str, Any]:
-    """The Cloud API /messages body for this content (text parts are sent one by one)."""
+    """The Cloud API /messages body for this content (text parts are sent one by one).
+
+    A customer known only by a business-scoped user id is addressed with `recipient`
+    and no `to`: `to` is for phone numbers, and it wins when both are given
+    (https://developers.facebook.com/documentation/business-messaging/whatsapp/business-scoped-user-ids/).
+    """
     body: dict[str, Any] = {
         "messaging_product": "whatsapp",
         "recipient_type": "individual",
-        "to": to,
+        ("recipient" if is_user_id(to) else "to"): to,
     }
     if content.kind == "text":
         body.update(type="text", text={"body": content.text, "preview_url": False})

@@ -34,7 +34,28 @@ async function refresh() {
       ...s.per_minute.slice(-15).reverse().map((m) => el("tr", {}, el("td", {}, WA.time(m.minute)),
         el("td", {}, m.inbound), el("td", {}, m.outbound))));
   } catch (err) { /* header handles an expired session */ }
+  try {
+    const a = await api("/api/account-events?limit=20");
+    document.getElementById("account-empty").hidden = a.events.length > 0;
+    clear(document.getElementById("account-events")).append(...(a.events.length ? [
+      el("tr", {}, el("th", {}, "Time"), el("th", {}, "Notice"), el("th", {}, "About"),
+        el("th", {}, "Event"))] : []),
+      ...a.events.map((e) => el("tr", {"data-field": e.field}, el("td", {}, WA.time(e.received_at)),
+        el("td", {}, ACCOUNT_FIELDS[e.field] || e.field), el("td", {}, e.subject || ""),
+        el("td", {}, e.event || ""))));
+  } catch (err) { /* header handles an expired session */ }
 }
+
+// What each of Meta's fields means to an operator.
+const ACCOUNT_FIELDS = {
+  message_template_status_update: "Template status",
+  message_template_quality_update: "Template quality",
+  template_category_update: "Template category",
+  account_update: "Account",
+  account_alerts: "Account alert",
+  phone_number_quality_update: "Number quality",
+  user_preferences: "Customer preference",
+};
 
 WA.header("/dashboard");
 refresh();
