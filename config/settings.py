@@ -237,11 +237,33 @@ class Settings(BaseSettings):
     def uses_offline_responder(self) -> bool:
         return self.openrouter_api_key is None
 
+    @property
+    def cloud_api_webhook_enabled(self) -> bool:
+        """Whether the Cloud API webhook is mounted at all.
+
+        Only with Meta's own app secret (and, in production, its verify token). The
+        development secrets, which are in the source, sign webhooks only outside production
+        while the sandbox delivers: an MSG91 deployment must not accept bodies anyone can sign.
+        """
+        if _reveal(self.whatsapp_app_secret):
+            return not self.is_production or _reveal(self.whatsapp_verify_token) is not None
+        return not self.is_production and self.uses_sandbox_delivery
+
+    @property
+    def msg91_webhook_enabled(self) -> bool:
+        return _reveal(self.msg91_webhook_secret) is not None
+
     def app_secret(self) -> str:
-        return _reveal(self.whatsapp_app_secret) or DEV_APP_SECRET
+        secret = _reveal(self.whatsapp_app_secret)
+        if secret is None and not self.cloud_api_webhook_enabled:
+            raise ProductionConfigError("the Cloud API webhook is off: WHATSAPP_APP_SECRET unset")
+        return secret or DEV_APP_SECRET
 
     def verify_token(self) -> str:
-        return _reveal(self.whatsapp_verify_token) or DEV_VERIFY_TOKEN
+        token = _reveal(self.whatsapp_verify_token)
+        if token is None and (self.is_production or not self.cloud_api_webhook_enabled):
+            raise ProductionConfigError("the Cloud API webhook is off: WHATSAPP_VERIFY_TOKEN unset")
+        return token or DEV_VERIFY_TOKEN
 
     def check_production(self) -> None:
         """Refuse to run production on defaults: each missing secret is named."""
@@ -257,6 +279,12 @@ class Settings(BaseSettings):
                     "MSG91_SENDER_ID": self.msg91_sender_id,
                     "MSG91_WEBHOOK_SECRET": self.msg91_webhook_secret,
                 }
+                # Meta's app secret turns the Cloud API webhook on, which needs both.
+                | (
+                    {"WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token}
+                    if _present(self.whatsapp_app_secret)
+                    else {}
+                )
                 if self.uses_msg91
                 else {
                     "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,
