@@ -187,8 +187,14 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = 5
     login_max_failures_per_ip: int = 20
     login_failure_window_seconds: int = 900
-    # Send the session cookies only over HTTPS (set it behind TLS in production).
-    cookie_secure: bool = False
+    # Registrations (each an argon2 hash, 64 MiB) allowed per client IP within the window.
+    register_max_per_ip: int = Field(default=10, ge=1)
+    register_window_seconds: int = Field(default=3600, ge=1)
+    # Production: the first operator (the admin) registers with this secret, or is made with
+    # `wa-support user create --admin`. Unset: only the command can make the first admin.
+    admin_bootstrap_secret: SecretStr | None = None
+    # Send the session cookies only over HTTPS; unset: on in production, off otherwise.
+    cookie_secure: bool | None = None
 
     @field_validator(
         "openrouter_fallback_model", "llm_no_system_models", "handoff_keywords", mode="before"
@@ -207,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_production if self.cookie_secure is None else self.cookie_secure
 
     @property
     def models(self) -> list[str]:
