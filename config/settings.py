@@ -7,6 +7,7 @@ local Ray, the sandbox delivery provider and the offline responder.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -91,6 +92,16 @@ class Settings(BaseSettings):
     # A conversation handed to a person goes back to the bot after this long without
     # an operator's reply (0 = never by itself).
     human_idle_return_seconds: float = 3600.0
+
+    # Peers (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For/-Proto/-Host
+    # are believed: the TLS proxy in front of the service. Empty: nobody's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may read /metrics and the detail of /api/health without a token.
+    observability_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # A Bearer token that also opens /metrics and the health detail (for a remote scraper).
+    metrics_token: SecretStr | None = None
 
     webhook_max_body_bytes: int = 1024 * 1024
     # GET /api/webhooks/health answers 503 once the oldest unanswered message is this old.
@@ -197,12 +208,24 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = None
 
     @field_validator(
-        "openrouter_fallback_model", "llm_no_system_models", "handoff_keywords", mode="before"
+        "openrouter_fallback_model",
+        "llm_no_system_models",
+        "handoff_keywords",
+        "trusted_proxies",
+        "observability_networks",
+        mode="before",
     )
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("trusted_proxies", "observability_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            ipaddress.ip_network(spec, strict=False)  # ValueError names the bad one
         return value
 
     @field_validator("flows_path", mode="before")

@@ -18,6 +18,8 @@ from gateway.events import Announcer, LiveEvents
 from gateway.events_ingest import AnnouncingIngest
 from gateway.ingest import Ingest, PoolHolder
 from gateway.metrics_export import render
+from gateway.observer_access import may_observe
+from gateway.proxies import TrustedProxies, networks
 from gateway.request_context import request_context
 from gateway.state import SERVICES, Dispatcher, Services
 
@@ -32,6 +34,11 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if not may_observe(request):
+        return web.json_response(
+            {"error": "metrics are served to OBSERVABILITY_NETWORKS or with METRICS_TOKEN"},
+            status=403,
+        )
     body = await render(request.app[SERVICES])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -48,9 +55,11 @@ def create_app(
     """The gateway. Without Redis it still ingests webhooks; without actor handles the
     operators' replies and LLM test answer 503 (the shards are reached via `dispatcher`)."""
     # aiohttp refuses bodies over client_max_size with 413 before we read them whole.
+    # The proxy's forwarded headers come first: every later step sees the real client.
+    proxies = TrustedProxies(networks(settings.trusted_proxies))
     app = web.Application(
         client_max_size=settings.webhook_max_body_bytes,
-        middlewares=[request_context, auth_middleware],
+        middlewares=[proxies.middleware(), request_context, auth_middleware],
     )
     pools = PoolHolder(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     url = redis_url or settings.redis_url
