@@ -103,6 +103,19 @@ class Settings(BaseSettings):
     # A Bearer token that also opens /metrics and the health detail (for a remote scraper).
     metrics_token: SecretStr | None = None
 
+    # Retention, pruned in the background (0 = kept for ever): the webhook log, the history
+    # of outbound statuses, downloaded media files (the row stays), and MSG91 reports held
+    # for a send that was never recorded.
+    webhook_log_retention_days: float = Field(default=30, ge=0)
+    status_history_retention_days: float = Field(default=90, ge=0)
+    media_retention_days: float = Field(default=90, ge=0)
+    held_status_max_age_seconds: float = Field(default=86400, ge=0)
+    # How often each gateway sweeps (0 = never), rows per statement, statements per kind
+    # per sweep.
+    retention_sweep_seconds: float = Field(default=3600, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
+    retention_max_batches: int = Field(default=100, ge=1)
+
     webhook_max_body_bytes: int = 1024 * 1024
     # GET /api/webhooks/health answers 503 once the oldest unanswered message is this old.
     webhook_backlog_max_age_seconds: float = 300.0

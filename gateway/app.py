@@ -21,6 +21,7 @@ from gateway.metrics_export import render
 from gateway.observer_access import may_observe
 from gateway.proxies import TrustedProxies, networks
 from gateway.request_context import request_context
+from gateway.retention import RetentionSweeper
 from gateway.state import SERVICES, Dispatcher, Services
 
 if TYPE_CHECKING:
@@ -97,13 +98,17 @@ def create_app(
     api.setup(app)
     pages.setup(app)
 
+    retention = RetentionSweeper(pools, settings)
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ingest.start()
+        retention.start()
         if announcer is not None:
             announcer.start()
         if events is not None:
             events.start()
         yield
+        await retention.stop()
         await ingest.stop()
         if announcer is not None:
             await announcer.stop()
