@@ -4,6 +4,7 @@ wa-support serve      start Ray, the actors and the gateway (embedded defaults i
 wa-support migrate    apply the database migrations
 wa-support db seed    load demo conversations for a first look at the dashboard
 wa-support db reset   delete all data (asks first; refused in production)
+wa-support user create --email E --name N [--admin]   an operator (password asked)
 wa-support loadtest   simulated customers against a service, with a report
 wa-support chaos      break one part at a time under load; check exactly one reply each
 """
@@ -39,6 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_actions.add_parser("seed", help="load demo conversations")
     reset = db_actions.add_parser("reset", help="delete all data (asks for confirmation)")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    user = commands.add_parser("user", help="operators")
+    user_actions = user.add_subparsers(dest="action", required=True)
+    create = user_actions.add_parser("create", help="create an operator (asks the password)")
+    create.add_argument("--email", required=True)
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--admin", action="store_true", help="an admin (default: an agent)")
     loadtest = commands.add_parser("loadtest", help="simulated customers, with a report")
     from cli.loadtest import add_arguments
 
@@ -64,6 +71,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from cli.db import run as run_db
 
         return run_db(settings, args.action, assume_yes=getattr(args, "yes", False))
+    if args.command == "user":
+        from cli.users import create as create_user
+        from cli.users import read_password
+
+        return create_user(
+            settings, args.email, args.name, admin=args.admin, password=read_password()
+        )
     try:
         settings.check_production()
     except ProductionConfigError as exc:

@@ -7,6 +7,7 @@ local Ray, the sandbox delivery provider and the offline responder.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -94,6 +95,29 @@ class Settings(BaseSettings):
     # A conversation handed to a person goes back to the bot after this long without
     # an operator's reply (0 = never by itself).
     human_idle_return_seconds: float = 3600.0
+
+    # Peers (addresses or CIDR blocks, comma-separated) whose X-Forwarded-For/-Proto/-Host
+    # are believed: the TLS proxy in front of the service. Empty: nobody's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may read /metrics and the detail of /api/health without a token.
+    observability_networks: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.0/8", "::1/128"]
+    )
+    # A Bearer token that also opens /metrics and the health detail (for a remote scraper).
+    metrics_token: SecretStr | None = None
+
+    # Retention, pruned in the background (0 = kept for ever): the webhook log, the history
+    # of outbound statuses, downloaded media files (the row stays), and MSG91 reports held
+    # for a send that was never recorded.
+    webhook_log_retention_days: float = Field(default=30, ge=0)
+    status_history_retention_days: float = Field(default=90, ge=0)
+    media_retention_days: float = Field(default=90, ge=0)
+    held_status_max_age_seconds: float = Field(default=86400, ge=0)
+    # How often each gateway sweeps (0 = never), rows per statement, statements per kind
+    # per sweep.
+    retention_sweep_seconds: float = Field(default=3600, ge=0)
+    retention_batch_size: int = Field(default=1000, ge=1)
+    retention_max_batches: int = Field(default=100, ge=1)
 
     webhook_max_body_bytes: int = 1024 * 1024
     # GET /api/webhooks/health answers 503 once the oldest unanswered message is this old.
@@ -190,16 +214,34 @@ class Settings(BaseSettings):
     login_max_failures_per_account: int = 5
     login_max_failures_per_ip: int = 20
     login_failure_window_seconds: int = 900
-    # Send the session cookies only over HTTPS (set it behind TLS in production).
-    cookie_secure: bool = False
+    # Registrations (each an argon2 hash, 64 MiB) allowed per client IP within the window.
+    register_max_per_ip: int = Field(default=10, ge=1)
+    register_window_seconds: int = Field(default=3600, ge=1)
+    # Production: the first operator (the admin) registers with this secret, or is made with
+    # `wa-support user create --admin`. Unset: only the command can make the first admin.
+    admin_bootstrap_secret: SecretStr | None = None
+    # Send the session cookies only over HTTPS; unset: on in production, off otherwise.
+    cookie_secure: bool | None = None
 
     @field_validator(
-        "openrouter_fallback_model", "llm_no_system_models", "handoff_keywords", mode="before"
+        "openrouter_fallback_model",
+        "llm_no_system_models",
+        "handoff_keywords",
+        "trusted_proxies",
+        "observability_networks",
+        mode="before",
     )
     @classmethod
     def _split_models(cls, value: object) -> object:
         if isinstance(value, str):
             return [m.strip() for m in value.split(",") if m.strip()]
+        return value
+
+    @field_validator("trusted_proxies", "observability_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for spec in value:
+            ipaddress.ip_network(spec, strict=False)  # ValueError names the bad one
         return value
 
     @field_validator("flows_path", mode="before")
@@ -210,6 +252,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.app_env == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.is_production if self.cookie_secure is None else self.cookie_secure
 
     @property
     def models(self) -> list[str]:
@@ -240,11 +286,33 @@ class Settings(BaseSettings):
     def uses_offline_responder(self) -> bool:
         return self.openrouter_api_key is None
 
+    @property
+    def cloud_api_webhook_enabled(self) -> bool:
+        """Whether the Cloud API webhook is mounted at all.
+
+        Only with Meta's own app secret (and, in production, its verify token). The
+        development secrets, which are in the source, sign webhooks only outside production
+        while the sandbox delivers: an MSG91 deployment must not accept bodies anyone can sign.
+        """
+        if _reveal(self.whatsapp_app_secret):
+            return not self.is_production or _reveal(self.whatsapp_verify_token) is not None
+        return not self.is_production and self.uses_sandbox_delivery
+
+    @property
+    def msg91_webhook_enabled(self) -> bool:
+        return _reveal(self.msg91_webhook_secret) is not None
+
     def app_secret(self) -> str:
-        return _reveal(self.whatsapp_app_secret) or DEV_APP_SECRET
+        secret = _reveal(self.whatsapp_app_secret)
+        if secret is None and not self.cloud_api_webhook_enabled:
+            raise ProductionConfigError("the Cloud API webhook is off: WHATSAPP_APP_SECRET unset")
+        return secret or DEV_APP_SECRET
 
     def verify_token(self) -> str:
-        return _reveal(self.whatsapp_verify_token) or DEV_VERIFY_TOKEN
+        token = _reveal(self.whatsapp_verify_token)
+        if token is None and (self.is_production or not self.cloud_api_webhook_enabled):
+            raise ProductionConfigError("the Cloud API webhook is off: WHATSAPP_VERIFY_TOKEN unset")
+        return token or DEV_VERIFY_TOKEN
 
     def check_production(self) -> None:
         """Refuse to run production on defaults: each missing secret is named."""
@@ -260,6 +328,12 @@ class Settings(BaseSettings):
                     "MSG91_SENDER_ID": self.msg91_sender_id,
                     "MSG91_WEBHOOK_SECRET": self.msg91_webhook_secret,
                 }
+                # Meta's app secret turns the Cloud API webhook on, which needs both.
+                | (
+                    {"WHATSAPP_VERIFY_TOKEN": self.whatsapp_verify_token}
+                    if _present(self.whatsapp_app_secret)
+                    else {}
+                )
                 if self.uses_msg91
                 else {
                     "WHATSAPP_ACCESS_TOKEN": self.whatsapp_access_token,

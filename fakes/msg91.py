@@ -8,6 +8,8 @@
   "language", "to_and_components": [{"to": [...], "components": {...}}]}}}``.
 - Authentication: the ``authkey`` header. Past ``rate_per_minute`` requests a minute it answers
   429, as the seed's limit of 100 requests/minute.
+- Delivery reports: set ``report_url`` and ``early_reports`` to post them to our webhook
+  before the send is answered, the race a real MSG91 account can show.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 SESSION_PATH = "/api/v5/whatsapp/whatsapp-outbound-message/"
@@ -49,6 +52,11 @@ class Msg91Fake:
         self.attempts = 0
         self._failures: deque[tuple[int, str]] = deque()
         self._recent: deque[float] = deque()
+        # Delivery reports posted to `report_url` (our MSG91 webhook) before the send is
+        # answered: MSG91's report can overtake its own answer.
+        self.report_url: str | None = None
+        self.report_secret = ""
+        self.early_reports: tuple[str, ...] = ()
         self.app = web.Application()
         self.app.router.add_post(SESSION_PATH, self._session)
         self.app.router.add_post(BULK_PATH, self._bulk)
@@ -81,10 +89,22 @@ class Msg91Fake:
             return _failure(status, message)
         return None
 
-    def _accept(self, integrated: str, to: str, kind: str, text: str | None,
-                body: dict[str, Any]) -> web.Response:  # fmt: skip
+    async def _report_early(self, request_id: str, to: str) -> None:
+        if self.report_url is None:
+            return
+        async with aiohttp.ClientSession() as session:
+            for status in self.early_reports:
+                report = {"requestId": request_id, "status": status, "customerNumber": to,
+                          "direction": "outbound"}  # fmt: skip
+                headers = {"X-Msg91-Secret": self.report_secret}
+                async with session.post(self.report_url, json=report, headers=headers) as answer:
+                    answer.raise_for_status()
+
+    async def _accept(self, integrated: str, to: str, kind: str, text: str | None,
+                      body: dict[str, Any]) -> web.Response:  # fmt: skip
         request_id = uuid.uuid4().hex
         self.sent.append(Msg91Sent(integrated, to, kind, text, body, request_id))
+        await self._report_early(request_id, to)
         return web.json_response(
             {
                 "status": "success",
@@ -108,7 +128,7 @@ class Msg91Fake:
         ]
         if missing or (body.get("content_type") == "text" and not body.get("text")):
             return _failure(400, f"missing {', '.join(missing) or 'text'}")
-        return self._accept(
+        return await self._accept(
             str(body["integrated_number"]), str(body["recipient_number"]),
             str(body["content_type"]), body.get("text"), body,
         )  # fmt: skip
@@ -123,7 +143,9 @@ class Msg91Fake:
             name = template["name"]
         except (ValueError, KeyError, IndexError, TypeError):
             return _failure(400, "invalid template payload")
-        return self._accept(str(body.get("integrated_number")), str(to), "template", name, body)
+        return await self._accept(
+            str(body.get("integrated_number")), str(to), "template", name, body
+        )
 
     async def _list(self, _request: web.Request) -> web.Response:
         return web.json_response(

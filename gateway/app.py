@@ -18,7 +18,10 @@ from gateway.events import Announcer, LiveEvents
 from gateway.events_ingest import AnnouncingIngest
 from gateway.ingest import Ingest, PoolHolder
 from gateway.metrics_export import render
+from gateway.observer_access import may_observe
+from gateway.proxies import TrustedProxies, networks
 from gateway.request_context import request_context
+from gateway.retention import RetentionSweeper
 from gateway.state import SERVICES, Dispatcher, Services
 
 if TYPE_CHECKING:
@@ -32,6 +35,11 @@ async def health(_: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
+    if not may_observe(request):
+        return web.json_response(
+            {"error": "metrics are served to OBSERVABILITY_NETWORKS or with METRICS_TOKEN"},
+            status=403,
+        )
     body = await render(request.app[SERVICES])
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
@@ -48,9 +56,11 @@ def create_app(
     """The gateway. Without Redis it still ingests webhooks; without actor handles the
     operators' replies and LLM test answer 503 (the shards are reached via `dispatcher`)."""
     # aiohttp refuses bodies over client_max_size with 413 before we read them whole.
+    # The proxy's forwarded headers come first: every later step sees the real client.
+    proxies = TrustedProxies(networks(settings.trusted_proxies))
     app = web.Application(
         client_max_size=settings.webhook_max_body_bytes,
-        middlewares=[request_context, auth_middleware],
+        middlewares=[proxies.middleware(), request_context, auth_middleware],
     )
     pools = PoolHolder(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     url = redis_url or settings.redis_url
@@ -78,19 +88,27 @@ def create_app(
     app[DRAINING] = Draining()
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics)
-    app.router.add_get(WEBHOOK_PATH, webhook.verify)
-    app.router.add_post(WEBHOOK_PATH, webhook.receive)
-    app.router.add_post(msg91.PATH, msg91.receive)
+    # A provider's webhook exists only when that provider has its own secret: an unmounted
+    # route answers 404 and can be signed by nobody.
+    if settings.cloud_api_webhook_enabled:
+        app.router.add_get(WEBHOOK_PATH, webhook.verify)
+        app.router.add_post(WEBHOOK_PATH, webhook.receive)
+    if settings.msg91_webhook_enabled:
+        app.router.add_post(msg91.PATH, msg91.receive)
     api.setup(app)
     pages.setup(app)
 
+    retention = RetentionSweeper(pools, settings)
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         ingest.start()
+        retention.start()
         if announcer is not None:
             announcer.start()
         if events is not None:
             events.start()
         yield
+        await retention.stop()
         await ingest.stop()
         if announcer is not None:
             await announcer.stop()

@@ -103,7 +103,7 @@ def set_session_cookies(
 ) -> None:
     # HttpOnly: page scripts cannot read the tokens. SameSite=Strict: other sites' pages
     # cannot make the browser send them.
-    common = {"httponly": True, "samesite": "Strict", "secure": settings.cookie_secure}
+    common = {"httponly": True, "samesite": "Strict", "secure": settings.secure_cookies}
     response.set_cookie(
         SESSION_COOKIE,
         access_token,

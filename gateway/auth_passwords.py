@@ -21,13 +21,17 @@ async def hash_password(password: str) -> str:
 
 
 async def verify_password(password_hash: str | None, password: str) -> bool:
+    """Check a password; with no hash (an unknown email) verify against a dummy hash all
+    the same, so both answers take one argon2 verification."""
+
     def check() -> bool:
         try:
             return _HASHER.verify(password_hash or _DUMMY_HASH, password)
         except (VerificationError, InvalidHashError):
             return False
 
-    return password_hash is not None and await asyncio.to_thread(check)
+    matched = await asyncio.to_thread(check)
+    return matched and password_hash is not None
 
 
 def needs_rehash(password_hash: str) -> bool:

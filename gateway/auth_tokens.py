@@ -26,6 +26,10 @@ class Principal:
 
     user_id: int
     role: str
+    # The login (refresh-token family) the token belongs to, and when it ends (Unix time):
+    # a live stream closes at either.
+    session: str | None = None
+    expires_at: int | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -44,9 +48,11 @@ def _key(settings: Settings) -> str:
     return hashlib.sha256(b"wa-support-jwt:" + (secret or DEV_JWT_SECRET).encode()).hexdigest()
 
 
-def issue_access_token(settings: Settings, user_id: int, role: str) -> str:
+def issue_access_token(
+    settings: Settings, user_id: int, role: str, session: str | None = None
+) -> str:
     now = int(time.time())
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "role": role,
         "iat": now,
@@ -54,6 +60,8 @@ def issue_access_token(settings: Settings, user_id: int, role: str) -> str:
         "iss": ISSUER,
         "typ": "access",
     }
+    if session is not None:
+        claims["sid"] = session
     return jwt.encode(claims, _key(settings), algorithm=ALGORITHM)
 
 
@@ -72,7 +80,13 @@ def read_access_token(settings: Settings, token: str) -> Principal:
     if claims.get("typ") != "access" or role not in ("admin", "agent"):
         raise InvalidToken("not an access token")
     try:
-        return Principal(user_id=int(claims["sub"]), role=role)
+        sid = claims.get("sid")
+        return Principal(
+            user_id=int(claims["sub"]),
+            role=role,
+            session=sid if isinstance(sid, str) else None,
+            expires_at=int(claims["exp"]),
+        )
     except ValueError as exc:
         raise InvalidToken("bad subject") from exc
 

@@ -88,7 +88,10 @@ async def receive(request: web.Request) -> web.Response:
     given = request.headers.get("X-Msg91-Secret") or request.query.get("secret")
     if not given:
         return _error(401, "missing MSG91 webhook secret")
-    if not hmac.compare_digest(given.encode(), secret.get_secret_value().encode()):
+    # surrogateescape: a header of arbitrary bytes is a wrong secret, never a 500.
+    if not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), secret.get_secret_value().encode()
+    ):
         return _error(403, "wrong MSG91 webhook secret")
     raw = await request.read()
     try:

@@ -20,5 +20,11 @@ def sign(body: bytes, secret: str) -> str:
 def is_valid(body: bytes, header_value: str, secret: str) -> bool:
     if not header_value.startswith(_PREFIX):
         return False
+    try:
+        # compare_digest refuses non-ASCII str with TypeError; such a header is no
+        # signature of ours, so it is a mismatch, not a server error.
+        given = header_value.strip().encode("ascii")
+    except UnicodeEncodeError:
+        return False
     # Constant-time comparison, so the signature cannot be guessed byte by byte.
-    return hmac.compare_digest(sign(body, secret), header_value.strip())
+    return hmac.compare_digest(sign(body, secret).encode("ascii"), given)

@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 
 from config.vocabulary import MessageType, ProviderName
-from store import send_ledger
+from store import held_statuses, send_ledger
 from store.records import OutboundRow, StatusUpdate
 
 # Meta's statuses arrive out of order (DESIGN.md §6); the current status only moves forward.
@@ -173,6 +173,8 @@ async def apply_statuses(conn: asyncpg.Connection, statuses: Sequence[StatusUpda
     if not statuses:
         return 0
     await _claim_unknown_sends(conn, statuses)
+    # Before the UPDATE: a report for a send not recorded yet is kept for later, not lost.
+    await held_statuses.hold_unknown(conn, statuses)
     result = await conn.execute(
         """UPDATE messages m SET status = s.status, error_code = COALESCE(s.code, m.error_code),
                   error_title = COALESCE(s.title, m.error_title), updated_at = now()
@@ -224,3 +226,21 @@ async def _claim_unknown_sends(conn: asyncpg.Connection, statuses: Sequence[Stat
         await send_ledger.resolve_legacy(conn, [r["id"] for r in rows])
     if changed:
         await send_ledger.sync_messages(conn, changed)
+
+
+async def apply_held(conn: asyncpg.Connection, provider_message_ids: Sequence[str]) -> int:
+    """The send of these ids is recorded: apply the reports that came before it."""
+    if not held_statuses.held_kind(provider_message_ids):
+        return 0  # a Cloud API wamid: nothing is ever held for it
+    async with conn.transaction():
+        early = await held_statuses.take(conn, provider_message_ids)
+        return await apply_statuses(conn, early) if early else 0
+
+
+async def apply_held_recorded(conn: asyncpg.Connection, limit: int) -> int:
+    """The sweep's safety net: held reports whose send got recorded; return how many."""
+    async with conn.transaction():
+        early = await held_statuses.take_recorded(conn, limit)
+        if early:
+            await apply_statuses(conn, early)
+    return len(early)

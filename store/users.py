@@ -115,38 +115,88 @@ async def all_users(conn: asyncpg.Connection) -> list[User]:
 
 
 # -- refresh tokens ----------------------------------------------------------------------
+# A login starts a family; each refresh revokes the token it was given and issues the next
+# one in the same family. A token used a second time revokes the family (reuse detection).
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """The outcome of presenting a refresh token: the user and family, or a refusal."""
+
+    user: User | None
+    family: str | None
+    reused: bool = False
 
 
 async def add_refresh_token(
-    conn: asyncpg.Connection, user_id: int, token: str, ttl: timedelta
-) -> None:
-    await conn.execute(
-        """INSERT INTO refresh_tokens (user_id, token_hash, expires_at)
-           VALUES ($1, $2, now() + $3::interval)""",
+    conn: asyncpg.Connection, user_id: int, token: str, ttl: timedelta, family: str | None = None
+) -> str:
+    """Store a refresh token, in `family` or in a new one (a login); return the family."""
+    stored: object = await conn.fetchval(
+        """INSERT INTO refresh_tokens (user_id, token_hash, expires_at, family)
+           VALUES ($1, $2, now() + $3::interval, COALESCE($4::uuid, gen_random_uuid()))
+           RETURNING family""",
         user_id,
         digest(token),
         ttl,
+        family,
     )
+    return str(stored)
 
 
-async def use_refresh_token(conn: asyncpg.Connection, token: str) -> User | None:
-    """Revoke a live refresh token and return its user: each token works once (rotation)."""
-    r = await conn.fetchrow(
-        f"""UPDATE refresh_tokens t SET revoked_at = now()
-            FROM users u
-            WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()
-              AND u.id = t.user_id
-            RETURNING u.{_USER_COLUMNS.replace(", ", ", u.")}""",
-        digest(token),
-    )
-    return _user(r) if r is not None else None
+async def rotate_refresh_token(
+    conn: asyncpg.Connection, token: str, successor: str, ttl: timedelta
+) -> Rotation:
+    """Trade a live token for `successor`, in one transaction, so the family is never
+    without a live token in between (live streams check for one)."""
+    async with conn.transaction():
+        r = await conn.fetchrow(
+            f"""UPDATE refresh_tokens t SET revoked_at = now(), rotated_at = now()
+                FROM users u
+                WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now()
+                  AND u.id = t.user_id
+                RETURNING t.family, u.{_USER_COLUMNS.replace(", ", ", u.")}""",
+            digest(token),
+        )
+        if r is None:
+            presented = await conn.fetchrow(
+                "SELECT family, rotated_at IS NOT NULL AS rotated FROM refresh_tokens"
+                " WHERE token_hash = $1",
+                digest(token),
+            )
+            if presented is None or not presented["rotated"]:
+                return Rotation(None, None)  # unknown, logged out or expired
+            # Traded once already: someone holds a copy. Revoke every token of the login.
+            await conn.execute(
+                "UPDATE refresh_tokens SET revoked_at = now()"
+                " WHERE family = $1 AND revoked_at IS NULL",
+                presented["family"],
+            )
+            return Rotation(None, str(presented["family"]), reused=True)
+        family = str(r["family"])
+        await add_refresh_token(conn, r["id"], successor, ttl, family)
+    return Rotation(_user(r), family)
 
 
 async def revoke_refresh_token(conn: asyncpg.Connection, token: str) -> None:
+    """Logout: the token's whole family, so no earlier or later token of the login works."""
     await conn.execute(
-        "UPDATE refresh_tokens SET revoked_at = now() WHERE token_hash = $1 AND revoked_at IS NULL",
+        """UPDATE refresh_tokens SET revoked_at = now()
+           WHERE family = (SELECT family FROM refresh_tokens WHERE token_hash = $1)
+             AND revoked_at IS NULL""",
         digest(token),
     )
+
+
+async def session_live(conn: asyncpg.Connection, family: str) -> bool:
+    """Whether a login is still on: some token of its family can still be refreshed."""
+    live: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM refresh_tokens
+                          WHERE family = $1::uuid AND revoked_at IS NULL
+                            AND expires_at > now())""",
+        family,
+    )
+    return live
 
 
 # -- invites -----------------------------------------------------------------------------

@@ -170,6 +170,8 @@ def settings(
         conversation_idle_seconds=3600,
         # Tests send bursts from one phone; the abuse limit has tests of its own.
         abuse_messages_per_window=100_000,
+        # Tests register many operators from one IP; the throttle has its own tests.
+        register_max_per_ip=100_000,
         # The shipped flows greet every new customer; flow tests bring their own.
         flows_path=None,
         log_level="WARNING",

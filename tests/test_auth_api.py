@@ -320,7 +320,11 @@ async def test_closed_registration_refuses_newcomers_and_invites(
     client = await make_gateway(registration_mode="closed")  # type: ignore[operator]
     try:
         info = (await client.get("/api/auth/registration")).json()
-        assert info == {"open_to_first_user": False, "mode": "closed"}
+        assert info == {
+            "open_to_first_user": False,
+            "mode": "closed",
+            "needs_bootstrap_secret": False,
+        }
         body = {"email": "late@x.test", "password": "long enough pw", "display_name": "L"}
         assert (await client.post("/api/auth/register", json=body)).status_code == 403
         invite = await client.post("/api/auth/invites", json={}, headers=admin.headers)

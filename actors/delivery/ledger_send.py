@@ -241,6 +241,8 @@ class LedgerSender:
         async with self._pool.acquire() as conn:
             await send_ledger.finish_sent(conn, part.id, owner, wamid)
             await send_ledger.sync_messages(conn, [part.message_id])
+            # MSG91 may have reported on it already, before we knew its id.
+            await outbound.apply_held(conn, [wamid])
         return None  # the loop reads back what is recorded (ours, or a webhook's)
 
     async def _settle_error(

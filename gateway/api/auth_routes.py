@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -9,6 +10,7 @@ import structlog
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from config import Settings
 from gateway.api.routing import ApiError, Call, Endpoint, json_response
 from gateway.auth import (
     REFRESH_COOKIE,
@@ -46,6 +48,8 @@ class RegisterBody(BaseModel):
     password: str = Field(min_length=10, max_length=200)
     display_name: str = Field(min_length=1, max_length=80)
     invite: str | None = Field(default=None, max_length=200)
+    # Production only, for the first operator: ADMIN_BOOTSTRAP_SECRET.
+    bootstrap_secret: str | None = Field(default=None, max_length=200)
 
 
 class LoginBody(BaseModel):
@@ -68,6 +72,8 @@ class Session(BaseModel):
 class RegistrationInfo(BaseModel):
     open_to_first_user: bool
     mode: Literal["invite", "closed"]
+    # Production: the first operator must give ADMIN_BOOTSTRAP_SECRET.
+    needs_bootstrap_secret: bool = False
 
 
 class InviteBody(BaseModel):
@@ -87,15 +93,24 @@ class Done(BaseModel):
     ok: bool = True
 
 
-async def _session(call: Call, user: User, status: int = 200) -> web.Response:
+async def _session(
+    call: Call,
+    user: User,
+    status: int = 200,
+    *,
+    refresh: str | None = None,
+    family: str | None = None,
+) -> web.Response:
+    """Tokens for the user: a new login (new family), or the rotation that made `refresh`."""
     settings = call.services.settings
-    access = issue_access_token(settings, user.id, user.role)
-    refresh = new_opaque_token()
-    pool = await call.services.pools.get()
-    async with pool.acquire() as conn:
-        await users.add_refresh_token(
-            conn, user.id, refresh, timedelta(seconds=settings.jwt_refresh_ttl_seconds)
-        )
+    if refresh is None or family is None:
+        refresh = new_opaque_token()
+        pool = await call.services.pools.get()
+        async with pool.acquire() as conn:
+            family = await users.add_refresh_token(
+                conn, user.id, refresh, timedelta(seconds=settings.jwt_refresh_ttl_seconds)
+            )
+    access = issue_access_token(settings, user.id, user.role, session=family)
     body = Session(
         access_token=access,
         refresh_token=refresh,
@@ -107,16 +122,55 @@ async def _session(call: Call, user: User, status: int = 200) -> web.Response:
     return response
 
 
+def _too_many(lockout: login_attempts.Lockout, what: str) -> ApiError:
+    return ApiError(
+        429,
+        f"too many {what} for this {lockout.scope}; try again later",
+        headers={"Retry-After": str(lockout.retry_after)},
+    )
+
+
 async def registration(call: Call) -> RegistrationInfo:
+    settings = call.services.settings
     pool = await call.services.pools.get()
     async with pool.acquire() as conn:
         empty = await users.count(conn) == 0
-    return RegistrationInfo(open_to_first_user=empty, mode=call.services.settings.registration_mode)
+    return RegistrationInfo(
+        open_to_first_user=empty,
+        mode=settings.registration_mode,
+        needs_bootstrap_secret=empty and settings.is_production,
+    )
+
+
+def _check_bootstrap(settings: Settings, given: str | None) -> None:
+    """In production the first operator, who becomes admin, must prove they run the
+    service: the first anonymous caller would otherwise own it."""
+    if not settings.is_production:
+        return
+    expected = settings.admin_bootstrap_secret
+    if expected is None or not expected.get_secret_value():
+        raise ApiError(
+            403,
+            "the first admin needs ADMIN_BOOTSTRAP_SECRET, or `wa-support user create --admin`",
+        )
+    if given is None or not hmac.compare_digest(
+        given.encode(), expected.get_secret_value().encode()
+    ):
+        raise ApiError(403, "the first admin needs the bootstrap secret (ADMIN_BOOTSTRAP_SECRET)")
 
 
 async def register(call: Call) -> web.StreamResponse:
     body: RegisterBody = call.body
     settings = call.services.settings
+    lockout = await login_attempts.begin_registration(
+        call.services.require_redis(),
+        settings.redis_key_prefix,
+        call.request.remote or "unknown",
+        window=settings.register_window_seconds,
+        limit=settings.register_max_per_ip,
+    )
+    if lockout is not None:
+        raise _too_many(lockout, "registrations")
     password_hash = await hash_password(body.password)
     pool = await call.services.pools.get()
     async with pool.acquire() as conn, conn.transaction():
@@ -130,6 +184,8 @@ async def register(call: Call) -> web.StreamResponse:
             role = await users.claim_invite(conn, body.invite, body.email)
             if role is None:
                 raise ApiError(403, "this invite is unknown, used, expired or for another email")
+        else:
+            _check_bootstrap(settings, body.bootstrap_secret)
         try:
             user = await users.create_user(
                 conn,
@@ -151,32 +207,27 @@ async def login(call: Call) -> web.StreamResponse:
     redis = services.require_redis()
     prefix = settings.redis_key_prefix
     ip = call.request.remote or "unknown"
-    lockout = await login_attempts.locked_out(
+    # Counted before the password is checked, atomically: concurrent guesses cannot all
+    # slip under the limit, and a locked account cannot still be guessed at.
+    lockout = await login_attempts.begin_login(
         redis,
         prefix,
         body.email,
         ip,
+        window=settings.login_failure_window_seconds,
         per_account=settings.login_max_failures_per_account,
         per_ip=settings.login_max_failures_per_ip,
     )
     if lockout is not None:
-        # Checked before the password, so a locked account cannot still be guessed at.
-        raise ApiError(
-            429,
-            f"too many failed logins for this {lockout.scope}; try again later",
-            headers={"Retry-After": str(lockout.retry_after)},
-        )
+        raise _too_many(lockout, "failed logins")
     pool = await services.pools.get()
     async with pool.acquire() as conn:
         found = await users.credentials(conn, body.email)
     if not await verify_password(found.password_hash if found else None, body.password):
-        await login_attempts.record_failure(
-            redis, prefix, body.email, ip, settings.login_failure_window_seconds
-        )
         log.warning("login_failed", ip=ip)
         raise ApiError(401, "wrong email or password")
     assert found is not None
-    await login_attempts.clear_account(redis, prefix, body.email)
+    await login_attempts.login_succeeded(redis, prefix, body.email, ip)
     if needs_rehash(found.password_hash):
         async with pool.acquire() as conn:
             await users.set_password_hash(conn, found.user.id, await hash_password(body.password))
@@ -188,12 +239,18 @@ async def refresh(call: Call) -> web.StreamResponse:
     token = (body.refresh_token if body else None) or call.request.cookies.get(REFRESH_COOKIE)
     if not token:
         raise ApiError(401, "no refresh token")
+    successor = new_opaque_token()
+    ttl = timedelta(seconds=call.services.settings.jwt_refresh_ttl_seconds)
     pool = await call.services.pools.get()
     async with pool.acquire() as conn:
-        user = await users.use_refresh_token(conn, token)
-    if user is None:
+        rotation = await users.rotate_refresh_token(conn, token, successor, ttl)
+    if rotation.reused:
+        # OAuth 2.0 Security BCP §4.14: a rotated token coming back means two holders.
+        log.warning("refresh_token_reused", family=rotation.family)
+        raise ApiError(401, "refresh token reused: this login is revoked, log in again")
+    if rotation.user is None:
         raise ApiError(401, "refresh token unknown, used or expired")
-    return await _session(call, user)
+    return await _session(call, rotation.user, refresh=successor, family=rotation.family)
 
 
 async def logout(call: Call) -> web.StreamResponse:
@@ -254,7 +311,7 @@ ENDPOINTS = [
              "auth", access="public", response=RegistrationInfo),
     Endpoint("POST", "/api/auth/register", register, "Register an operator (first one: admin)",
              "auth", access="public", body=RegisterBody, response=Session, status=201,
-             errors=(403, 409)),
+             errors=(403, 409, 429)),
     Endpoint("POST", "/api/auth/login", login, "Log in: access and refresh tokens, cookies",
              "auth", access="public", body=LoginBody, response=Session, errors=(401, 429)),
     Endpoint("POST", "/api/auth/refresh", refresh, "Trade a refresh token for new tokens",

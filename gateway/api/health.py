@@ -11,10 +11,13 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from aiohttp import web
 from pydantic import BaseModel
 
 from config.vocabulary import ProviderName
 from gateway.api.routing import Call, Endpoint, json_response
+from gateway.auth import authenticate
+from gateway.observer_access import may_observe
 from gateway.state import Services
 from store import probes
 
@@ -29,8 +32,9 @@ class Check(BaseModel):
 
 class Health(BaseModel):
     status: str
-    failing: list[str]
-    checks: dict[str, Check]
+    # The detail: only for OBSERVABILITY_NETWORKS, METRICS_TOKEN or a logged-in operator.
+    failing: list[str] | None = None
+    checks: dict[str, Check] | None = None
     llm_breakers: dict[str, str] | None = None
 
 
@@ -112,18 +116,20 @@ async def readiness(call: Call) -> Any:
     # One open breaker is degraded service (the fallbacks answer); all open is an outage.
     if breakers and all(state == "open" for state in breakers.values()):
         failing.append("llm_breakers")
-    body = Health(
-        status="ok" if not failing else "unavailable",
-        failing=failing,
-        checks=checks,
-        llm_breakers=breakers,
-    )
-    return json_response(body, 200 if not failing else 503)
+    status = "ok" if not failing else "unavailable"
+    code = 200 if not failing else 503
+    principal, _ = authenticate(call.request, services.settings)
+    if principal is None and not may_observe(call.request):
+        # Load balancers need only the answer; which part is down is for operators.
+        return web.json_response({"status": status}, status=code)
+    body = Health(status=status, failing=failing, checks=checks, llm_breakers=breakers)
+    return json_response(body, code)
 
 
 ENDPOINTS = [
     Endpoint("GET", "/api/health", readiness,
-             "Readiness: Postgres, Redis, Ray actors, LLM breakers, delivery provider",
+             "Readiness; its detail (Postgres, Redis, Ray actors, LLM breakers, provider) for"
+             " observability networks, METRICS_TOKEN or an operator",
              "observability", access="public", response=Health,
              other_responses=((503, Health),)),
 ]  # fmt: skip

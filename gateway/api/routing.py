@@ -161,7 +161,8 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
             if not name.endswith("_id"):
                 continue  # a string parameter, read by the handler
             raw = request.match_info.get(name, "")
-            if not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+            # isdigit() alone admits "²" and "١٢٣": only ASCII digits are an id.
+            if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= _MAX_ID:
                 return error_response(404, f"no such {name.removesuffix('_id')}")
             ids[name] = int(raw)
         try:

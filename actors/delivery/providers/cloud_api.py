@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+from yarl import URL
 
 from actors.delivery.providers.errors import (
     OutcomeUnknown,
@@ -25,6 +26,10 @@ from actors.delivery.providers.protocol import MediaFile, OutboundMessage
 from actors.http import DEFAULT_POOL, HttpClient, HttpPool
 from actors.wire import Content, split_text
 from config.vocabulary import ProviderName
+
+# Where Meta serves customers' media ("Retrieve media URL" answers a URL on this host;
+# https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media).
+MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
 
 
 class CloudApiProvider:
@@ -42,6 +47,7 @@ class CloudApiProvider:
         pool: HttpPool = DEFAULT_POOL,
     ) -> None:
         self._version = api_version
+        self._graph_origin = URL(base_url).origin()
         self._max_attempts = max_attempts
         self._deadline = deadline
         # A file may take longer than one send: its download is bounded per read instead.
@@ -101,9 +107,14 @@ class CloudApiProvider:
             size = int(meta.get("file_size") or 0)
             if size > max_bytes:
                 return MediaFile(None, mime, size)
+            url = str(meta.get("url") or "")
+            if not self._may_carry_token(url):
+                # The bearer token opens the whole WhatsApp account: it goes to Meta's media
+                # host or our own Graph base URL, never to wherever a response points.
+                raise SendError(f"media URL on an unexpected host: {URL(url).host}"[:200])
             chunks: list[bytes] = []
             received = 0
-            async with session.get(str(meta["url"]), timeout=self._download_timeout) as download:
+            async with session.get(url, timeout=self._download_timeout) as download:
                 if download.status >= 400:
                     raise SendError(f"media download: HTTP {download.status}")
                 async for chunk in download.content.iter_chunked(64 * 1024):
@@ -114,6 +125,15 @@ class CloudApiProvider:
             return MediaFile(b"".join(chunks), mime, received)
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"media transport error: {exc!r}") from exc
+
+    def _may_carry_token(self, url: str) -> bool:
+        try:
+            target = URL(url)
+            return target.origin() == self._graph_origin or (
+                target.scheme == "https" and target.host in MEDIA_HOSTS and target.port == 443
+            )
+        except ValueError:
+            return False
 
     async def _send_with_retries(self, message: OutboundMessage, body: dict[str, Any]) -> str:
         return await with_retries(

@@ -78,6 +78,13 @@ const WA = (() => {
     function connect() {
       source = new EventSource("/api/events");
       source.addEventListener("ready", () => onEvent({type: "ready"}));
+      // The server ends the stream with the access token: renew it, then listen again.
+      source.addEventListener("expired", async () => {
+        source.close();
+        await refreshSession();
+        setTimeout(connect, 100);
+      });
+      source.addEventListener("logged-out", () => { source.close(); location.href = "/login"; });
       source.onmessage = (e) => { try { onEvent(JSON.parse(e.data)); } catch (_) { /* ignore */ } };
       source.onerror = async () => {
         if (source.readyState === EventSource.CLOSED) {

@@ -11,7 +11,7 @@ async function refresh() {
   try {
     const h = await fetch("/api/health").then((r) => r.json());
     clear(health).append(el("h2", {}, "Health: " + h.status),
-      el("table", {}, Object.entries(h.checks).map(([name, c]) =>
+      el("table", {}, Object.entries(h.checks || {}).map(([name, c]) =>
         el("tr", {}, el("td", {}, name), el("td", {class: c.ok ? "ok" : "error"},
           c.ok ? "ok" : "failing"), el("td", {}, c.ms + " ms"), el("td", {}, c.detail || "")))));
   } catch (err) { clear(health).append(el("p", {class: "error"}, WA.errorText(err))); }

@@ -1,9 +1,17 @@
 "use strict";
 
+// Only a page of this site: an open redirect would help phishing. Checked by parsing
+// `next` against our origin as the browser will, since a URL parser reads a backslash as
+// "/" ("/\evil.example" is "//evil.example", another site); a prefix check cannot see that.
+function safeNext(next, origin) {
+  if (!next) return "/dashboard";
+  let url;
+  try { url = new URL(next, origin); } catch (_) { return "/dashboard"; }
+  return url.origin === origin ? url.pathname + url.search + url.hash : "/dashboard";
+}
+
 function goNext() {
-  const next = WA.param("next");
-  // Only our own paths: an open redirect would help phishing.
-  location.href = next && next.startsWith("/") && !next.startsWith("//") ? next : "/dashboard";
+  location.href = safeNext(WA.param("next"), location.origin);
 }
 
 // The session cookie lives as long as the access token; a still-valid refresh cookie

@@ -4,7 +4,9 @@
   if (invite) document.getElementById("invite").value = invite;
   try {
     const info = await WA.api("/api/auth/registration");
-    document.getElementById("register-note").textContent = info.open_to_first_user
+    document.getElementById("register-note").textContent = info.needs_bootstrap_secret
+      ? "You are the first operator: enter ADMIN_BOOTSTRAP_SECRET as the invite code."
+      : info.open_to_first_user
       ? "You are the first operator: you will be the admin."
       : info.mode === "closed" ? "Registration is closed. Ask an admin."
       : "Registration needs an invite code from an admin.";
@@ -21,6 +23,8 @@ document.getElementById("register-form").addEventListener("submit", async (event
       email: document.getElementById("email").value,
       password: document.getElementById("password").value,
       invite: invite || null,
+      // The first admin of a production service gives the bootstrap secret in this field.
+      bootstrap_secret: invite || null,
     }});
     location.href = "/dashboard";
   } catch (err) {
