@@ -130,7 +130,10 @@ def add_chaos_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL"))
     parser.add_argument(
-        "--report", type=Path, default=Path("docs/reliability.md"), help="where the table goes"
+        "--report",
+        type=Path,
+        default=Path("loadtest-reports/chaos.md"),
+        help="where the table goes (docs/reliability.md keeps the record, by hand)",
     )
     parser.add_argument("--progress", action="store_true", help="live display per scenario")
     parser.add_argument(

@@ -3,7 +3,8 @@
 After every scenario the assertion is the same: every message acknowledged with 200 has
 exactly one reply, each customer's replies come in the order of its messages, and replies
 flow again within a stated time. `wa-support chaos` runs them all and writes the table to
-docs/reliability.md; the test suite runs a short version of each.
+loadtest-reports/chaos.md (docs/reliability.md keeps the record); the test suite runs a
+short version of each.
 """
 
 from __future__ import annotations
