@@ -61,6 +61,7 @@ class _Outcome:
     code: int | None = None
     title: str | None = None
     retryable: bool = False
+    synced: bool = False  # the messages row already shows this outcome
 
 
 def _retry_later(title: str) -> _Outcome:
@@ -95,14 +96,17 @@ class LedgerSender:
         if isinstance(parts, DeliveryResult):
             return parts
         outcome = _Outcome(True)
-        first: str | None = None
+        wamids: list[str] = []
         for part in parts:
             outcome = await self._send_part(request, part)
-            first = first or outcome.wamid
+            if outcome.wamid:
+                wamids.append(outcome.wamid)
             if not outcome.sent:
                 break
-        async with self._pool.acquire() as conn:
-            await send_ledger.sync_messages(conn, [request.request_id])
+        first = wamids[0] if wamids else None
+        if not outcome.synced:
+            async with self._pool.acquire() as conn:
+                await send_ledger.sync_messages(conn, [request.request_id])
         if outcome.sent:
             return DeliveryResult(request.request_id, ok=True, provider_message_id=first)
         return DeliveryResult(
@@ -159,20 +163,26 @@ class LedgerSender:
     async def _send_part(self, request: DeliveryRequest, part: Part, depth: int = 0) -> _Outcome:
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
         give_up_at = time.monotonic() + self._patience
+        # The part was just read: a pending one goes straight to its (conditional) claim.
+        fresh: Part | None = part if part.state == PartState.PENDING else None
         while True:
-            async with self._pool.acquire() as conn:
-                current = await send_ledger.get(conn, part.id)
-                if current is None:
-                    return _Outcome(True)  # dropped: a template went in an earlier part's place
-                if current.state == PartState.CLAIMED and (current.lease_left or 0.0) <= 0:
-                    # A lapsed lease is an unknown outcome, never a reason to send again.
-                    await send_ledger.expire_leases(conn, part.id)
-                    continue
-                if current.state == PartState.UNKNOWN and await send_ledger.reopen(
-                    conn, part.id, self._unknown_wait
-                ):
-                    log.info("send_outcome_unknown_resending", part_id=part.id)
-                    continue
+            if fresh is not None:
+                current, fresh = fresh, None
+            else:
+                async with self._pool.acquire() as conn:
+                    read = await send_ledger.get(conn, part.id)
+                    if read is None:
+                        return _Outcome(True)  # dropped: a template went in an earlier part's place
+                    if read.state == PartState.CLAIMED and (read.lease_left or 0.0) <= 0:
+                        # A lapsed lease is an unknown outcome, never a reason to send again.
+                        await send_ledger.expire_leases(conn, part.id)
+                        continue
+                    if read.state == PartState.UNKNOWN and await send_ledger.reopen(
+                        conn, part.id, self._unknown_wait
+                    ):
+                        log.info("send_outcome_unknown_resending", part_id=part.id)
+                        continue
+                current = read
             if current.state == PartState.SENT:
                 return _Outcome(True, wamid=current.provider_message_id)
             if current.state == PartState.FAILED:
@@ -239,11 +249,14 @@ class LedgerSender:
         except SendError as exc:
             return await self._settle_error(request, part, owner, exc)
         async with self._pool.acquire() as conn:
-            await send_ledger.finish_sent(conn, part.id, owner, wamid)
+            recorded = await send_ledger.finish_sent(conn, part.id, owner, wamid)
+            # At once, in this order: a status webhook finds the messages row by this id,
+            # and MSG91 may have reported on it already, before we knew its id.
             await send_ledger.sync_messages(conn, [part.message_id])
-            # MSG91 may have reported on it already, before we knew its id.
             await outbound.apply_held(conn, [wamid])
-        return None  # the loop reads back what is recorded (ours, or a webhook's)
+        if recorded:
+            return _Outcome(True, wamid=wamid, synced=True)
+        return None  # a webhook got there first: the loop reads back what it recorded
 
     async def _settle_error(
         self, request: DeliveryRequest, part: Part, owner: str, exc: SendError
