@@ -20,6 +20,7 @@ from gateway.ingest import Ingest, PoolHolder
 from gateway.metrics_export import render
 from gateway.request_context import request_context
 from gateway.state import SERVICES, Dispatcher, Services
+from gateway.unavailable import unavailable
 
 if TYPE_CHECKING:
     from actors.client import ActorClient
@@ -50,7 +51,7 @@ def create_app(
     # aiohttp refuses bodies over client_max_size with 413 before we read them whole.
     app = web.Application(
         client_max_size=settings.webhook_max_body_bytes,
-        middlewares=[request_context, auth_middleware],
+        middlewares=[request_context, unavailable, auth_middleware],
     )
     pools = PoolHolder(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     url = redis_url or settings.redis_url

@@ -62,16 +62,23 @@ class LiveEvents:
                 queue.put_nowait(RESYNC)
 
     async def _listen(self) -> None:
+        lost = False
         while True:
             try:
                 async with live_events.subscription(self._redis, self._prefix) as events:
+                    if lost:
+                        log.warning("live_events_subscription_back")
+                        lost = False
                     async for data in events:
                         self.dispatch(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Redis restarted or the connection dropped: clients resync once we are back.
-                log.warning("live_events_subscription_lost", error=repr(exc))
+                # Said once per outage, not once a second while it lasts.
+                if not lost:
+                    log.warning("live_events_subscription_lost", error=type(exc).__name__)
+                lost = True
                 await asyncio.sleep(1.0)
                 self.dispatch(RESYNC)
 
