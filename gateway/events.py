@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -23,6 +24,19 @@ log = structlog.get_logger(__name__)
 RESYNC = b'{"type":"resync"}'
 # Put in every client queue at shutdown: the stream ends instead of holding the server.
 CLOSE = b""
+
+
+# Cheaper than parsing every event: only refusals are opened, to be logged.
+_REFUSED_MARK = orjson.dumps(live_events.REPLY_REFUSED)
+
+
+def _log_refusal(data: bytes) -> None:
+    """The delivery actors log in Ray's worker files; this puts the refusal in serve's log."""
+    with contextlib.suppress(ValueError):
+        event = orjson.loads(data)
+        if event.get("type") == live_events.REPLY_REFUSED:
+            log.warning("reply_refused", conversation_id=event.get("conversation_id"),
+                        message_id=event.get("message_id"), reason=event.get("reason"))  # fmt: skip
 
 
 class LiveEvents:
@@ -71,6 +85,8 @@ class LiveEvents:
                         lost = False
                     async for data in events:
                         self.dispatch(data)
+                        if _REFUSED_MARK in data:
+                            _log_refusal(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
