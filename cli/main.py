@@ -15,7 +15,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from config import ProductionConfigError, load_settings
+from config import ProductionConfigError, Settings, load_settings
 from config.logs import configure_logging
 
 
@@ -60,6 +60,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
+    from store.embedded_lease import EmbeddedUnavailable
+
+    try:
+        return _run(args, settings)
+    except EmbeddedUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db":
         from cli.db import run as run_db
 
@@ -82,7 +92,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     return run_serve(settings, workers=args.workers, attach=args.attach)
-
 
 if __name__ == "__main__":
     sys.exit(main())

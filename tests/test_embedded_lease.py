@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from store.embedded import EmbeddedPostgres, EmbeddedRedis
-from store.embedded_lease import STATE_FILE, read_state
+from store.embedded_lease import STATE_FILE, EmbeddedLease, read_state
 
 CLI = Path(sys.executable).with_name("wa-support")
 
@@ -208,3 +208,21 @@ def test_a_second_command_waits_for_a_command_that_owns_the_servers(
     assert "waiting for `db seed`" in err
     assert "applied" in out
     assert not EmbeddedPostgres(data_dir).alive()  # migrate owned it, and stopped it
+
+
+def test_a_command_needing_a_part_the_owner_does_not_run_is_told_what_to_set(
+    data_dir: Path,
+) -> None:
+    # A serve on an external Postgres (DATABASE_URL set) owns only the embedded Redis.
+    lease = EmbeddedLease(data_dir, postgres=False, redis=True, role="serve").open()
+    try:
+        seeded = subprocess.run(
+            [str(CLI), "db", "seed"], env=_clean_env(data_dir), capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        assert seeded.returncode == 2
+        assert "runs no embedded Postgres; set DATABASE_URL" in seeded.stderr
+        assert "Traceback" not in seeded.stderr
+        assert _redis_answers(str(lease.redis_url))
+    finally:
+        lease.close()
