@@ -35,8 +35,14 @@ def _log_refusal(data: bytes) -> None:
     with contextlib.suppress(ValueError):
         event = orjson.loads(data)
         if event.get("type") == live_events.REPLY_REFUSED:
-            log.warning("reply_refused", conversation_id=event.get("conversation_id"),
-                        message_id=event.get("message_id"), reason=event.get("reason"))  # fmt: skip
+            # A fresh logger, not the module's cached one: rare, and it follows the
+            # logging configuration in force now.
+            structlog.get_logger(__name__).warning(
+                "reply_refused",
+                conversation_id=event.get("conversation_id"),
+                message_id=event.get("message_id"),
+                reason=event.get("reason"),
+            )
 
 
 class LiveEvents:

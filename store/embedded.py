@@ -17,6 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,10 +48,9 @@ class EmbeddedPostgres:
         self._server: Any = None
 
     def start(self) -> str:
-        import pgserver
-
+        pgserver = _pgserver()
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)  # type: ignore[attr-defined]
+        self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
         # get_server caches its handle per process: after a stop or a crash, start again.
         with type(self._server)._lock:
             self._server.ensure_postgres_running()
@@ -58,12 +58,14 @@ class EmbeddedPostgres:
         return self.url
 
     def alive(self) -> bool:
+        _pgserver()
         from pgserver.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
         return info is not None and _running(info.pid)
 
     def stop(self) -> None:
+        _pgserver()
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
 
         if not self.alive():
@@ -133,6 +135,16 @@ class EmbeddedRedis:
         for stale in (self.pidfile, self.socket):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
+
+
+def _pgserver() -> Any:
+    # pgserver asks platformdirs for a runtime directory at import; without XDG_RUNTIME_DIR
+    # (a container, a root shell) that warns on a newcomer's first screen, and /tmp is fine.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
+        import pgserver
+
+    return pgserver
 
 
 def _socket_path(directory: Path, name: str) -> Path:
