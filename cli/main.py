@@ -93,5 +93,6 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     return run_serve(settings, workers=args.workers, attach=args.attach)
 
+
 if __name__ == "__main__":
     sys.exit(main())
