@@ -27,6 +27,7 @@ import psutil
 # sun_path holds 108 bytes on Linux (104 on macOS); keep a margin for the terminator.
 MAX_SOCKET_PATH = 100
 START_TIMEOUT_SECONDS = 30.0
+PGSERVER_ATTEMPTS = 5
 
 
 class EmbeddedServer(Protocol):
@@ -50,10 +51,19 @@ class EmbeddedPostgres:
     def start(self) -> str:
         pgserver = _pgserver()
         self.pgdata.mkdir(parents=True, exist_ok=True)
-        self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
-        # get_server caches its handle per process: after a stop or a crash, start again.
-        with type(self._server)._lock:
-            self._server.ensure_postgres_running()
+        for attempt in range(PGSERVER_ATTEMPTS):
+            try:
+                self._server = pgserver.get_server(self.pgdata, cleanup_mode=None)
+                # get_server caches its handle per process: after a stop or a crash, start again.
+                with type(self._server)._lock:
+                    self._server.ensure_postgres_running()
+                break
+            except AssertionError:
+                # pgserver asserts on a postmaster.pid that Postgres is still writing (seen
+                # on a loaded machine); a moment later the file is whole.
+                if attempt == PGSERVER_ATTEMPTS - 1:
+                    raise
+                time.sleep(1.0)
         self.url = str(self._server.get_uri())
         return self.url
 
@@ -61,7 +71,10 @@ class EmbeddedPostgres:
         _pgserver()
         from pgserver.utils import PostmasterInfo
 
-        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        except AssertionError:
+            return True  # postmaster.pid half written: a server is starting up right now
         return info is not None and _running(info.pid)
 
     def stop(self) -> None:

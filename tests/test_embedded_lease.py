@@ -200,12 +200,16 @@ def test_a_second_command_waits_for_a_command_that_owns_the_servers(
     migrate = subprocess.Popen(
         [str(CLI), "migrate"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    time.sleep(2.0)
-    assert migrate.poll() is None  # still waiting: it never borrows from a short-lived owner
+    assert migrate.stderr is not None
+    # It never borrows from a short-lived owner: it says so and waits.
+    said = [migrate.stderr.readline()]
+    while said[-1] and "waiting for" not in said[-1]:
+        said.append(migrate.stderr.readline())
+    assert "waiting for `db seed`" in said[-1], said
+    assert migrate.poll() is None
     seed.stop()
     out, err = migrate.communicate(timeout=120)
     assert migrate.returncode == 0, err
-    assert "waiting for `db seed`" in err
     assert "applied" in out
     assert not EmbeddedPostgres(data_dir).alive()  # migrate owned it, and stopped it
 
