@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 from config import Settings
 from store import demo
-from store.embedded import EmbeddedServers
 from store.migrate import migrate
 
 CONFIRM_WORD = "reset"
@@ -59,15 +58,15 @@ def run(
     assume_yes: bool = False,
     ask: Callable[[str], str] = input,
 ) -> int:
-    from cli.serve import resolve_servers
+    from cli.servers import servers_for
 
     if action == "reset" and settings.is_production:
         print("error: db reset is refused in production mode (APP_ENV=production)",
               file=sys.stderr)  # fmt: skip
         return 2
-    embedded = EmbeddedServers()
-    try:
-        database_url, redis_url = resolve_servers(settings, embedded)
+    # Beside a running `serve` this borrows its embedded servers; it never stops them.
+    with servers_for(settings, f"db {action}", redis=action == "reset") as servers:
+        database_url, redis_url = servers.database_url, servers.redis_url
         if action == "seed":
             business = settings.whatsapp_phone_number_id or demo.DEMO_BUSINESS_NUMBER
             added = asyncio.run(_seed(database_url, business))
@@ -84,5 +83,3 @@ def run(
         tables, keys = asyncio.run(_reset(database_url, redis_url, settings.redis_key_prefix))
         print(f"emptied {len(tables)} table(s) and {keys} Redis key(s)")
         return 0
-    finally:
-        embedded.stop()

@@ -16,7 +16,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from config import ProductionConfigError, load_settings
+from config import ProductionConfigError, Settings, load_settings
 from config.logs import configure_logging
 
 
@@ -67,6 +67,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
+    from store.embedded_lease import EmbeddedUnavailable
+
+    try:
+        return _run(args, settings)
+    except EmbeddedUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "db":
         from cli.db import run as run_db
 

@@ -14,41 +14,37 @@ from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
 from actors.delivery.providers import SANDBOX_TOKEN
 from actors.runtime import init_ray, start_actors
+from cli import banner
+from cli.banner import SANDBOX_PATH
 from cli.gateway_workers import GatewayWorkers, worker_env
 from cli.loop import run as run_loop
+from cli.servers import Servers, servers_for
 from cli.shutdown import StopSignals, drain
 from config import Settings
-from config.vocabulary import ProviderName
 from fakes.graph_api import GraphApiFake
 from gateway.app import WEBHOOK_PATH, create_app
 from gateway.state import SERVICES
 from gateway.sweeper import InboxSweeper
-from store.embedded import EmbeddedServers, start_postgres, start_redis
+from store.embedded_lease import SERVE, LeaseSupervisor
 from store.migrate import migrate
 
 log = structlog.get_logger(__name__)
-SANDBOX_PATH = "/sandbox"
 HTTP_CLOSE_SECONDS = 3.0
 
 
-def resolve_servers(settings: Settings, embedded: EmbeddedServers) -> tuple[str, str]:
-    """DATABASE_URL and REDIS_URL when set; otherwise start the embedded servers."""
-    database_url = settings.database_url or start_postgres(settings.data_dir, embedded)
-    redis_url = settings.redis_url or start_redis(settings.data_dir, embedded)
-    return database_url, redis_url
-
-
 async def run_migrations(settings: Settings, database_url: str | None = None) -> list[str]:
-    embedded = EmbeddedServers()
+    if database_url is not None:
+        return await _migrate(database_url)
+    with servers_for(settings, "migrate", redis=False) as servers:
+        return await _migrate(servers.database_url)
+
+
+async def _migrate(dsn: str) -> list[str]:
+    conn = await asyncpg.connect(dsn)
     try:
-        dsn = database_url or settings.database_url or start_postgres(settings.data_dir, embedded)
-        conn = await asyncpg.connect(dsn)
-        try:
-            return await migrate(conn)
-        finally:
-            await conn.close()
+        return await migrate(conn)
     finally:
-        embedded.stop()
+        await conn.close()
 
 
 def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
@@ -62,46 +58,62 @@ def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
-    embedded = EmbeddedServers()
     actors: ActorClient | None = None
-    try:
-        database_url, redis_url = resolve_servers(settings, embedded)
-        asyncio.run(run_migrations(settings, database_url))
-        init_ray(settings)
-        base = f"http://{_client_host(settings.host)}:{settings.port}"
-        sandbox_url = f"{base}{SANDBOX_PATH}" if settings.uses_sandbox_delivery else None
-        # The actors read the resolved servers from their settings too (the delivery
-        # actors publish live events and metrics to Redis), embedded ones included.
-        settings = settings.model_copy(
-            update={"database_url": database_url, "redis_url": redis_url}
-        )
-        actors = start_actors(
-            settings, database_url=database_url, redis_url=redis_url, sandbox_base_url=sandbox_url
-        )
-        extra = None
-        if workers > 1:
-            env = worker_env(
-                host=settings.host, port=settings.port, ray_address=_ray_address(),
-                database_url=database_url, redis_url=redis_url,
-            )  # fmt: skip
-            extra = (workers - 1, env)
-        run_loop(
-            _run_gateway(settings, actors, database_url, redis_url, base, extra, sweep=not attach)
-        )
-        return 0
-    finally:
-        if actors is not None and not settings.ray_address:
-            with contextlib.suppress(Exception):
-                actors.kill()
-        _shutdown_ray()
-        embedded.stop()
+    with servers_for(settings, SERVE) as servers:
+        supervisor = _supervise(servers)
+        try:
+            database_url, redis_url = servers.database_url, servers.redis_url
+            asyncio.run(run_migrations(settings, database_url))
+            init_ray(settings)
+            base = f"http://{_client_host(settings.host)}:{settings.port}"
+            sandbox_url = f"{base}{SANDBOX_PATH}" if settings.uses_sandbox_delivery else None
+            # The actors read the resolved servers from their settings too (the delivery
+            # actors publish live events and metrics to Redis), embedded ones included.
+            settings = settings.model_copy(
+                update={"database_url": database_url, "redis_url": redis_url}
+            )
+            actors = start_actors(
+                settings,
+                database_url=database_url,
+                redis_url=redis_url,
+                sandbox_base_url=sandbox_url,
+            )
+            extra = None
+            if workers > 1:
+                env = worker_env(
+                    host=settings.host, port=settings.port, ray_address=_ray_address(),
+                    database_url=database_url, redis_url=redis_url,
+                )  # fmt: skip
+                extra = (workers - 1, env)
+            run_loop(_run_gateway(settings, actors, servers, base, extra, sweep=not attach))
+            return 0
+        finally:
+            if actors is not None and not settings.ray_address:
+                with contextlib.suppress(Exception):
+                    actors.kill()
+            _shutdown_ray()
+            if supervisor is not None:
+                supervisor.stop()
+
+
+def _supervise(servers: Servers) -> LeaseSupervisor | None:
+    """Restarts an embedded server that died, or takes them over when their owner is gone."""
+    if servers.lease is None:
+        return None
+
+    def report(line: str) -> None:
+        log.warning("embedded_servers", action=line)
+        print(f"embedded servers: {line}", flush=True)
+
+    supervisor = LeaseSupervisor(servers.lease, report)
+    supervisor.start()
+    return supervisor
 
 
 async def _run_gateway(
     settings: Settings,
     actors: ActorClient,
-    database_url: str,
-    redis_url: str,
+    servers: Servers,
     base: str,
     extra_workers: tuple[int, dict[str, str]] | None = None,
     *,
@@ -117,8 +129,8 @@ async def _run_gateway(
     app = create_app(
         settings,
         router,
-        database_url=database_url,
-        redis_url=redis_url,
+        database_url=servers.database_url,
+        redis_url=servers.redis_url,
         actors=actors,
         sandbox_base_url=sandbox_url,
     )
@@ -157,21 +169,12 @@ async def _run_gateway(
 
     signals = StopSignals()
     signals.install()
-    provider = settings.delivery_provider
-    mode = "whatsapp cloud api" if provider is ProviderName.WHATSAPP_CLOUD else provider.value
-    replies = "offline FAQ responder" if settings.uses_offline_responder else "openrouter"
-    print(f"wa-support listening on http://{settings.host}:{settings.port}", flush=True)
-    print(f"  webhook:   {base}{WEBHOOK_PATH}", flush=True)
-    print(f"  dashboard: {base}/dashboard   (first to register at {base}/register is admin)",
-          flush=True)  # fmt: skip
-    print(f"  api docs:  {base}/docs   spec: {base}/api/openapi.json", flush=True)
-    print(f"  delivery:  {mode}   replies: {replies}", flush=True)
+    lines = banner.lines(settings, servers, base)
     if workers is not None:
-        print(f"  gateways:  {len(workers.pids) + 1} processes on port {settings.port}",
-              flush=True)  # fmt: skip
-    if settings.uses_sandbox_delivery:
-        print(f"  sandbox:   {base}{SANDBOX_PATH}/_fake/messages", flush=True)
-    print("Press Ctrl-C to stop.", flush=True)
+        gateways = f"  {'gateways:':<11}{len(workers.pids) + 1} processes on port {settings.port}"
+        lines.insert(-1, gateways)
+    for line in lines:
+        print(line, flush=True)
     await signals.stop.wait()
     print("shutting down: webhooks answer 503 while messages in hand finish...", flush=True)
     if workers is not None:

@@ -17,7 +17,6 @@ import asyncpg
 from config import Settings
 from gateway.auth_passwords import hash_password
 from store import users
-from store.embedded import EmbeddedServers
 from store.migrate import migrate
 
 MIN_PASSWORD = 10
@@ -49,7 +48,7 @@ async def _create(database_url: str, email: str, name: str, password: str, admin
 
 
 def create(settings: Settings, email: str, name: str, *, admin: bool, password: str | None) -> int:
-    from cli.serve import resolve_servers
+    from cli.servers import servers_for
 
     if password is None:
         print("error: the passwords do not match", file=sys.stderr)
@@ -57,15 +56,12 @@ def create(settings: Settings, email: str, name: str, *, admin: bool, password: 
     if len(password) < MIN_PASSWORD:
         print(f"error: the password needs at least {MIN_PASSWORD} characters", file=sys.stderr)
         return 2
-    embedded = EmbeddedServers()
-    try:
-        database_url, _ = resolve_servers(settings, embedded)
+    # Beside a running `serve` this borrows its embedded Postgres; it never stops it.
+    with servers_for(settings, "user create", redis=False) as servers:
         try:
-            role = asyncio.run(_create(database_url, email, name, password, admin))
+            role = asyncio.run(_create(servers.database_url, email, name, password, admin))
         except users.EmailTaken:
             print(f"error: an operator with the email {email} already exists", file=sys.stderr)
             return 1
         print(f"created {role} {email}")
         return 0
-    finally:
-        embedded.stop()

@@ -23,6 +23,7 @@ from gateway.proxies import TrustedProxies, networks
 from gateway.request_context import request_context
 from gateway.retention import RetentionSweeper
 from gateway.state import SERVICES, Dispatcher, Services
+from gateway.unavailable import unavailable
 
 if TYPE_CHECKING:
     from actors.client import ActorClient
@@ -60,7 +61,7 @@ def create_app(
     proxies = TrustedProxies(networks(settings.trusted_proxies))
     app = web.Application(
         client_max_size=settings.webhook_max_body_bytes,
-        middlewares=[proxies.middleware(), request_context, auth_middleware],
+        middlewares=[proxies.middleware(), request_context, unavailable, auth_middleware],
     )
     pools = PoolHolder(database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
     url = redis_url or settings.redis_url

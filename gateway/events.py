@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import orjson
 import structlog
 from redis.asyncio import Redis
 
@@ -23,6 +24,25 @@ log = structlog.get_logger(__name__)
 RESYNC = b'{"type":"resync"}'
 # Put in every client queue at shutdown: the stream ends instead of holding the server.
 CLOSE = b""
+
+
+# Cheaper than parsing every event: only refusals are opened, to be logged.
+_REFUSED_MARK = orjson.dumps(live_events.REPLY_REFUSED)
+
+
+def _log_refusal(data: bytes) -> None:
+    """The delivery actors log in Ray's worker files; this puts the refusal in serve's log."""
+    with contextlib.suppress(ValueError):
+        event = orjson.loads(data)
+        if event.get("type") == live_events.REPLY_REFUSED:
+            # A fresh logger, not the module's cached one: rare, and it follows the
+            # logging configuration in force now.
+            structlog.get_logger(__name__).warning(
+                "reply_refused",
+                conversation_id=event.get("conversation_id"),
+                message_id=event.get("message_id"),
+                reason=event.get("reason"),
+            )
 
 
 class LiveEvents:
@@ -62,16 +82,25 @@ class LiveEvents:
                 queue.put_nowait(RESYNC)
 
     async def _listen(self) -> None:
+        lost = False
         while True:
             try:
                 async with live_events.subscription(self._redis, self._prefix) as events:
+                    if lost:
+                        log.warning("live_events_subscription_back")
+                        lost = False
                     async for data in events:
                         self.dispatch(data)
+                        if _REFUSED_MARK in data:
+                            _log_refusal(data)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Redis restarted or the connection dropped: clients resync once we are back.
-                log.warning("live_events_subscription_lost", error=repr(exc))
+                # Said once per outage, not once a second while it lasts.
+                if not lost:
+                    log.warning("live_events_subscription_lost", error=type(exc).__name__)
+                lost = True
                 await asyncio.sleep(1.0)
                 self.dispatch(RESYNC)
 

@@ -19,6 +19,8 @@ from redis.asyncio.client import PubSub
 log = structlog.get_logger(__name__)
 
 CHANNEL = "live-events"
+# A reply the 24-hour window kept from going out, with the reason in words.
+REPLY_REFUSED = "reply.refused"
 
 
 def channel(prefix: str) -> str:

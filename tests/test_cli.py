@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from tests.processes import interrupt, left_running
 from tests.support import WebhookClient, envelope, eventually, new_phone, text_message
 
 CLI = Path(sys.executable).with_name("wa-support")
@@ -80,22 +80,11 @@ async def test_serve_on_embedded_defaults_answers_a_signed_webhook_and_stops_cle
         async with httpx.AsyncClient(base_url=base) as http:
             assert (await http.get("/health")).status_code == 200
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            await asyncio.to_thread(proc.wait, 60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
+        await interrupt(proc)
 
     assert proc.returncode == 0
-    await asyncio.sleep(1.0)
-    # The embedded Postgres and Redis daemonise, so look for anything using the data dir too.
-    data_dir = str(tmp_path / "data")
-    for p in psutil.process_iter(["cmdline"]):
-        if any(data_dir in part for part in p.info["cmdline"] or []):
-            children.append(p)
-    orphans = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert orphans == [], f"left running after Ctrl-C: {[p.cmdline()[:3] for p in orphans]}"
+    left = await left_running(children, tmp_path / "data")
+    assert left == [], f"left running after Ctrl-C: {left}"
 
 
 def test_several_gateway_workers_are_refused_in_sandbox_mode_with_the_reason(
@@ -113,3 +102,27 @@ def test_several_gateway_workers_are_refused_in_sandbox_mode_with_the_reason(
     assert result.returncode == 2
     assert "--workers needs a real provider" in result.stderr
     assert not (tmp_path / "data").exists(), "it started embedded servers before refusing"
+
+
+def test_the_banner_names_each_part_with_its_address_provider_and_responder() -> None:
+    from cli.banner import parts
+    from cli.servers import Servers
+    from config import Settings
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        msg91_auth_key="key",
+        msg91_sender_id="919800000000",
+        openrouter_api_key="sk-test",
+        openrouter_primary_model="openai/gpt-4o-mini",
+        openrouter_fallback_model=["anthropic/claude-3.5-haiku"],
+    )
+    servers = Servers("postgresql://app:secret@db.internal:5432/wa", "redis://cache:6379/0", None)
+    shown = dict(parts(settings, servers))
+    assert shown["postgres"] == "external, db.internal:5432/wa"  # no user, no password
+    assert shown["redis"] == "external, cache:6379/0"
+    assert shown["delivery"].startswith("MSG91, number 919800000000")
+    assert shown["responder"].startswith(
+        "LLM openai/gpt-4o-mini (fallbacks: anthropic/claude-3.5-haiku)"
+    )
+    assert shown["ray"].startswith("local")

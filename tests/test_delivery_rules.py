@@ -8,18 +8,20 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
 from actors.client import ActorClient
 from actors.conversation.placement import shard_for
 from actors.delivery.pacing import SendPacer
 from actors.delivery.providers import CloudApiProvider, OutboundMessage
 from actors.delivery.providers.errors import ReEngagementRequired, Undeliverable
-from actors.delivery.window_policy import WindowTemplate, choose, window_open
+from actors.delivery.window_policy import WindowTemplate, choose, refusal, window_open
 from actors.wire import Content
 from fakes.graph_api import GraphApiFake
-from store import app_settings
+from store import app_settings, live_events
 from tests.conftest import GRAPH_TOKEN
 from tests.support import (
     BUSINESS_NUMBER,
@@ -48,6 +50,60 @@ def test_free_form_is_allowed_at_23h59_and_replaced_by_the_template_at_24h01() -
 def test_outside_the_window_without_a_template_nothing_may_be_sent() -> None:
     assert choose(Content.plain("hi"), NOW - timedelta(days=2), NOW, None) is None
     assert choose(Content.plain("hi"), None, NOW, TEMPLATE) is not None  # never wrote: template
+
+
+def test_a_refusal_says_how_old_the_message_is_and_what_to_do_in_the_sandbox() -> None:
+    plain = refusal(NOW - timedelta(days=9), NOW, sandbox=False)
+    assert plain.startswith("not sent: the customer's last message is 9 days old")
+    assert "within 24 hours" in plain and "WINDOW_TEMPLATE_NAME" in plain
+    assert "sandbox" not in plain
+    sandbox = refusal(NOW - timedelta(hours=30), NOW, sandbox=True)
+    assert "30 hours old" in sandbox and "current timestamp" in sandbox
+
+
+async def test_a_stale_message_without_a_template_is_refused_in_words_on_screen_and_in_the_log(
+    webhooks: Any, graph: GraphApiFake, db: Any, redis: Redis, redis_prefix: str
+) -> None:
+    phone = new_phone()
+    stale = text_message(phone, "are you there?")
+    stale["timestamp"] = str(int(time.time()) - 3 * 24 * 3600)
+    heard: list[dict[str, Any]] = []
+
+    async def listen() -> None:
+        async with live_events.subscription(redis, redis_prefix) as events:
+            async for data in events:
+                event = orjson.loads(data)
+                if event["type"] == live_events.REPLY_REFUSED:
+                    heard.append(event)
+
+    listener = asyncio.ensure_future(listen())
+    await asyncio.sleep(0.2)
+    try:
+        with capture_logs() as logs:
+            assert (await webhooks.post(envelope([stale]))).status_code == 200
+
+            async def refused() -> bool:
+                return bool(heard) and any(e["event"] == "reply_refused" for e in logs)
+
+            await eventually(refused)
+    finally:
+        listener.cancel()
+    row = await db.fetchrow(
+        """SELECT o.id, o.status, o.error_code, o.error_title FROM messages o
+           JOIN conversations c ON c.id = o.conversation_id
+           WHERE c.customer_phone = $1 AND o.direction = 'outbound'""",
+        phone,
+    )
+    # What the conversation's thread shows next to the reply.
+    assert (row["status"], row["error_code"]) == ("failed", 131047)
+    assert row["error_title"].startswith("not sent: the customer's last message is 3 days old")
+    assert heard[0]["message_id"] == row["id"] and heard[0]["reason"] == row["error_title"]
+    # The gateway's own log (serve's), not only the delivery actor's worker file; each
+    # gateway listening logs it (this session runs more than one).
+    logged = [e for e in logs if e["event"] == "reply_refused" and e["message_id"] == row["id"]]
+    assert logged and all(e["reason"] == row["error_title"] for e in logged)
+    assert {e["log_level"] for e in logged} == {"warning"}
+    assert graph.messages_to(phone) == []
 
 
 async def test_five_hundred_replies_at_100_per_second_take_5_s_and_keep_each_recipients_order(

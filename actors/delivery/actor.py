@@ -26,6 +26,7 @@ from actors.delivery.ledger_send import LedgerSender
 from actors.delivery.media_fetch import MediaFetcher
 from actors.delivery.pacing import SendPacer
 from actors.delivery.providers import Provider, make_provider
+from actors.delivery.providers.errors import ReEngagementRequired
 from actors.delivery.window_policy import WindowTemplate
 from actors.wire import DeliveryRequest, DeliveryResult
 from config import Settings
@@ -243,3 +244,13 @@ class DeliveryActor:
             message_id=result.request_id,
             status=status,
         )
+        if not result.ok and result.error_code == ReEngagementRequired.meta_code:
+            # Said where people look: every gateway's log, and the dashboards.
+            await live_events.publish(
+                self._redis,
+                prefix,
+                live_events.REPLY_REFUSED,
+                conversation_id=facts.conversation_id,
+                message_id=result.request_id,
+                reason=result.error_title,
+            )

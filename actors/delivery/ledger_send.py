@@ -35,10 +35,16 @@ import structlog
 from actors.delivery.pacing import PacingTimeout, SendPacer
 from actors.delivery.providers import OutboundMessage, Provider
 from actors.delivery.providers.errors import OutcomeUnknown, ReEngagementRequired, SendError
-from actors.delivery.window_policy import WindowTemplate, as_template, choose, window_open
+from actors.delivery.window_policy import (
+    WindowTemplate,
+    as_template,
+    choose,
+    refusal,
+    window_open,
+)
 from actors.wire import Content, DeliveryRequest, DeliveryResult, InvalidContent, split_text
 from config.logs import mask_phone
-from config.vocabulary import MessageStatus
+from config.vocabulary import MessageStatus, ProviderName
 from store import outbound, send_ledger
 from store.send_ledger import Part, PartState
 
@@ -138,7 +144,11 @@ class LedgerSender:
         allowed = choose(content, last, now, template)
         try:
             if allowed is None:
-                raise ReEngagementRequired("outside the 24-hour window; no template set")
+                sandbox = self._provider.name == ProviderName.SANDBOX
+                reason = refusal(last, now, sandbox=sandbox)
+                log.warning("reply_refused_outside_window", outbound_id=request.request_id,
+                            to=mask_phone(request.to), reason=reason)  # fmt: skip
+                raise ReEngagementRequired(reason)
             allowed.validate()
         except (ReEngagementRequired, InvalidContent) as exc:
             code = exc.code if isinstance(exc, SendError) else None

@@ -1,5 +1,7 @@
 "use strict";
 const {el, api, clear} = WA;
+// Meta's codes a newcomer meets first, in words (each reply's thread says the rest).
+const FAILURE_NAMES = {"131047": "131047 outside the 24-hour window, no template"};
 
 function figure(label, value) {
   return el("div", {class: "card"}, el("div", {}, label),
@@ -28,7 +30,7 @@ async function refresh() {
       figure("LLM fallback rate", s.llm_fallback_rate === null ? null
         : (100 * s.llm_fallback_rate).toFixed(1) + " %"),
       figure("Delivery failures", Object.entries(s.delivery_failures_by_code)
-        .map(([code, n]) => code + ": " + n).join(", ") || "none"));
+        .map(([code, n]) => (FAILURE_NAMES[code] || code) + ": " + n).join(", ") || "none"));
     clear(document.getElementById("per-minute")).append(
       el("tr", {}, el("th", {}, "Minute"), el("th", {}, "In"), el("th", {}, "Out")),
       ...s.per_minute.slice(-15).reverse().map((m) => el("tr", {}, el("td", {}, WA.time(m.minute)),
