@@ -237,3 +237,13 @@ def test_the_entrypoint_joins_the_ray_cluster_before_serving_when_given_an_addre
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert calls.read_text().splitlines() == expected
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/operations.md"])
+def test_the_deployment_docs_link_only_files_that_exist(doc: str) -> None:
+    path = ROOT / doc
+    links = re.findall(r"\]\(([^)#]+)\)", path.read_text())
+    local = [link for link in links if "://" not in link]
+    assert any("docker-compose.yaml" in link for link in local)
+    missing = [link for link in local if not (path.parent / link).exists()]
+    assert missing == []
