@@ -50,7 +50,9 @@ def _compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     command = _compose_command()
     if command is None:
         pytest.skip("neither `docker compose` nor `docker-compose` is installed on this machine")
-    clean = {k: v for k, v in os.environ.items() if k not in REQUIRED_ENV}
+    # Only what the tools need: the test session's own variables (RAY_AUTH_MODE among
+    # them) would otherwise be interpolated into the file.
+    clean = {k: os.environ[k] for k in ("PATH", "HOME", "DOCKER_HOST") if k in os.environ}
     return subprocess.run(
         [*command, "-f", str(COMPOSE), "config"],
         env=clean | env, capture_output=True, text=True, timeout=120, cwd=ROOT,
