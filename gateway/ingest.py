@@ -32,10 +32,13 @@ from gateway.background import BackgroundTask
 from gateway.metrics import INBOX_BATCH_SIZE
 from gateway.whatsapp import ParsedWebhook
 from store import inbox, outbound, past_messages, webhook_fields, webhook_log
+from store.db import close_pool, create_pool
 from store.inbox import without_nul
 from store.records import InboxItem, UnparsedItem, WebhookEvent
 
 log = structlog.get_logger(__name__)
+# How long a closing pool waits for its connections to come back before it cuts them.
+POOL_CLOSE_SECONDS = 5.0
 
 
 class StoreUnavailable(RuntimeError):
@@ -77,15 +80,14 @@ class PoolHolder:
             return self._pool
         async with self._lock:
             if self._pool is None:
-                from store.db import create_pool
-
                 self._pool = await create_pool(self._dsn, min_size=self._min, max_size=self._max)
         return self._pool
 
     async def close(self) -> None:
         if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            if not await close_pool(pool, POOL_CLOSE_SECONDS):
+                log.warning("db_pool_close_timed_out", seconds=POOL_CLOSE_SECONDS)
 
 
 class InboxWriter:

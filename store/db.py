@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -42,3 +43,17 @@ async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asy
         command_timeout=30,
     )
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, seconds: float = 5.0) -> bool:
+    """Close gracefully, bounded; False when connections had to be cut.
+
+    asyncpg's close waits for every connection to come back, so one held by a task cut
+    short would hold a shutdown forever.
+    """
+    try:
+        await asyncio.wait_for(pool.close(), seconds)
+    except TimeoutError:
+        pool.terminate()
+        return False
+    return True

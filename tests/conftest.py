@@ -29,7 +29,7 @@ from fakes.graph_api import GraphApiFake
 from fakes.openrouter import OpenRouterFake
 from fakes.server import FakeServer
 from gateway.app import create_app
-from store.db import create_pool
+from store.db import close_pool, create_pool
 from store.embedded import EmbeddedServers, start_postgres, start_redis
 from store.migrate import migrate
 from tests.support import WebhookClient
@@ -89,7 +89,7 @@ async def database_url(embedded: EmbeddedServers) -> AsyncIterator[str]:
 async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     pool = await create_pool(database_url, min_size=1, max_size=5)
     yield pool
-    await pool.close()
+    await close_pool(pool)
 
 
 @pytest.fixture(scope="session")
