@@ -32,6 +32,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="gateway processes on the port, sharing one set of actors (default: 1)",
     )
+    serve.add_argument(
+        "--ray-address",
+        help="join this Ray cluster (gateways on several hosts share its actors; "
+        "default: RAY_ADDRESS, else a local Ray)",
+    )
     # How a worker started by `serve --workers` runs; not for people.
     serve.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
     commands.add_parser("migrate", help="apply pending database migrations")
@@ -64,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_chaos(args)
 
-    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    overrides = {
+        k: v for k in ("host", "port", "ray_address") if (v := getattr(args, k, None)) is not None
+    }
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
     from store.embedded_lease import EmbeddedUnavailable

@@ -18,6 +18,7 @@ from cli import banner
 from cli.banner import SANDBOX_PATH
 from cli.gateway_workers import GatewayWorkers, worker_env
 from cli.loop import run as run_loop
+from cli.port_guard import PortTaken, refuse_if_served
 from cli.servers import Servers, servers_for
 from cli.shutdown import StopSignals, drain
 from config import Settings
@@ -58,6 +59,12 @@ def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
+    if not attach:
+        try:
+            refuse_if_served(settings.host, settings.port)
+        except PortTaken as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     actors: ActorClient | None = None
     with servers_for(settings, SERVE) as servers:
         supervisor = _supervise(servers)
