@@ -19,13 +19,23 @@ from actors.client import ActorClient, DeliveryHandle, LLMHandle, ShardHandle
 from actors.conversation import ConversationShard
 from actors.delivery import DeliveryActor
 from actors.llm import LLMPool
-from config import Settings
+from config import ProductionConfigError, Settings
 
 
 def init_ray(settings: Settings) -> None:
     # Ray ≥ 2.59 turns token auth on for local clusters; every process must agree
-    # (DESIGN.md §2), so the mode is always set explicitly.
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    # (DESIGN.md §2), so the mode is always set explicitly: token in production, where the
+    # token must come from the environment, disabled elsewhere unless asked for. Ray reads
+    # these from the environment (its workers and our `--workers` inherit them), so values
+    # that came from .env are exported.
+    problem = settings.ray_auth_problem()
+    if problem is not None:
+        raise ProductionConfigError(problem)
+    os.environ["RAY_AUTH_MODE"] = settings.effective_ray_auth_mode
+    if settings.ray_auth_token is not None and settings.ray_auth_token.get_secret_value():
+        os.environ.setdefault("RAY_AUTH_TOKEN", settings.ray_auth_token.get_secret_value())
+    if settings.ray_auth_token_path is not None:
+        os.environ.setdefault("RAY_AUTH_TOKEN_PATH", str(settings.ray_auth_token_path))
     # Ray starts its workers at nice 15, built for batch jobs beside interactive ones. Our
     # actors are the service: at 15 they starve behind the gateway and Postgres on a busy
     # host, and replies queue while the CPU goes elsewhere (issue 13's profile).
