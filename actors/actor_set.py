@@ -55,6 +55,8 @@ class ActorSet:
     shard_count: int
     since: str = ""
     by: str = ""
+    # Set while `wa-support reshard` retires this set for that version: no gateway starts.
+    moving_to: str = ""
 
     @property
     def version(self) -> str:
@@ -70,7 +72,8 @@ def wanted(settings: Settings) -> ActorSet:
 
 
 def _kv_namespace(settings: Settings) -> str:
-    return f"wa-support:{settings.ray_namespace}"
+    # No ":" of ours: Ray's KV listing cuts the namespace off the keys at the first one.
+    return f"wa-support.{settings.ray_namespace}"
 
 
 def _stamped(actor_set: ActorSet) -> ActorSet:
@@ -99,6 +102,12 @@ def claim(settings: Settings, prefix: str = "") -> ActorSet:
     active = running(settings, prefix)
     if active is None:  # retired between the put and the read: try once more
         return claim(settings, prefix)
+    if active.moving_to:
+        raise ActorSetMismatch(
+            f"`wa-support reshard` is moving the actors from {active.describe()} to "
+            f"{active.moving_to}; start the gateways once it is done (run it again if it "
+            "was interrupted)"
+        )
     if active.version != ours.version:
         raise ActorSetMismatch(mismatch_message(active, ours))
     return active
@@ -115,8 +124,9 @@ def mismatch_message(active: ActorSet, ours: ActorSet) -> str:
 
 
 def replace(settings: Settings, new: ActorSet, prefix: str = "") -> ActorSet:
-    """Make `new` the active set (reshard only, once the old set is retired)."""
-    stamped = _stamped(new)
+    """Make `new` the active set (reshard only: first the old set marked `moving_to`,
+    then, once it is retired, the new one)."""
+    stamped = _stamped(new) if not new.moving_to else new
     internal_kv._internal_kv_put(
         prefix + RECORD_KEY, json.dumps(asdict(stamped)), True, namespace=_kv_namespace(settings)
     )
@@ -139,13 +149,15 @@ def live_gateways(settings: Settings, prefix: str = "") -> dict[str, str]:
     """Gateways that beat within GATEWAY_GONE_SECONDS: "host:pid" -> the version they use."""
     ns, start = _kv_namespace(settings), f"{prefix}{GATEWAY_KEYS}"
     live = {}
-    for key in internal_kv._internal_kv_list(start, namespace=ns):
-        raw = internal_kv._internal_kv_get(key, namespace=ns)
+    for listed in internal_kv._internal_kv_list(start, namespace=ns):
+        # The key as listed may still carry part of the namespace: rebuilt from its end.
+        gateway = listed.decode().rsplit(GATEWAY_KEYS, 1)[-1]
+        raw = internal_kv._internal_kv_get(start + gateway, namespace=ns)
         if raw is None:
             continue
         entry = json.loads(raw)
         if time.time() - float(entry["at"]) < GATEWAY_GONE_SECONDS:
-            live[key.decode()[len(start) :]] = str(entry["version"])
+            live[gateway] = str(entry["version"])
     return live
 
 
