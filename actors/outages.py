@@ -14,13 +14,15 @@ import redis.exceptions
 
 from actors.batching import BatchCallFailed
 
-# asyncpg raises these for a connection lost mid-query and a server shutting down or
-# starting up (connecting while nothing listens is an OSError).
+# asyncpg raises these for a connection lost mid-query, a server shutting down or starting
+# up, and one whose connection slots are full while every client reconnects after a
+# restart (connecting while nothing listens is an OSError).
 _POSTGRES = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
 )
 _REDIS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 

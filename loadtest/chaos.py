@@ -151,7 +151,7 @@ async def run_scenario(
             log_dir=log_dir,
         )
     except Exception as exc:
-        return Outcome(scenario, {}, error=repr(exc)[:300])
+        return Outcome(scenario, {}, error=str(exc)[-3000:])
     return Outcome(scenario, report)
 
 
@@ -171,7 +171,7 @@ def table(outcomes: list[Outcome], *, short: bool) -> str:
             f"| {o.scenario.title} | {c.get('checked', '-')} | {lost} | "
             f"{c.get('duplicated', '-')} | {c.get('reordered', '-')} | "
             f"{f'{recovery} s' if recovery is not None else '-'} | "
-            f"{'pass' if o.ok else 'FAIL' + (f': {o.error}' if o.error else '')} |"
+            f"{'pass' if o.ok else 'FAIL' + (f': {o.error[-200:]!r}' if o.error else '')} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -10,10 +10,32 @@ from __future__ import annotations
 import psutil
 
 
+def _name(process: psutil.Process) -> str:
+    """What the process is: `ray::ConversationShard`, `gcs_server`, `serve`, ..."""
+    try:
+        cmdline: list[str] = process.cmdline()
+        if not cmdline:
+            return str(process.name())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "?"
+    first = str(cmdline[0])
+    if first.startswith("ray::"):
+        return first.split(".")[0]  # ray::DeliveryActor.send -> ray::DeliveryActor
+    if "cli.main" in cmdline:
+        return "gateway worker" if "--attach" in cmdline else "serve"
+    program = first.rsplit("/", 1)[-1]
+    if program.startswith("python") and len(cmdline) > 1:
+        # Ray's Python daemons: name them by their script (agent.py, log_monitor.py, ...).
+        script = next((a for a in cmdline[1:] if a.endswith(".py")), cmdline[1])
+        return f"python {script.rsplit('/', 1)[-1]}"
+    return str(program)
+
+
 class TreeCpu:
     def __init__(self, pid: int) -> None:
         self._root = psutil.Process(pid)
         self._start: dict[int, float] = {}
+        self._names: dict[int, str] = {}
 
     def _sample(self) -> dict[int, float]:
         times: dict[int, float] = {}
@@ -28,6 +50,8 @@ class TreeCpu:
                 continue
             # Children that were waited for fold into their parent's children_* times.
             times[process.pid] = cpu.user + cpu.system
+            if process.pid not in self._names:
+                self._names[process.pid] = _name(process)
         return times
 
     def start(self) -> None:
@@ -37,6 +61,15 @@ class TreeCpu:
         """CPU seconds the tree used since start(); new processes count from zero."""
         now = self._sample()
         return sum(max(0.0, t - self._start.get(pid, 0.0)) for pid, t in now.items())
+
+    def seconds_by_process(self) -> dict[str, float]:
+        """The same CPU seconds, summed by what each process is, largest first."""
+        now = self._sample()
+        by: dict[str, float] = {}
+        for pid, t in now.items():
+            name = self._names.get(pid, "?")
+            by[name] = by.get(name, 0.0) + max(0.0, t - self._start.get(pid, 0.0))
+        return dict(sorted(((k, round(v, 2)) for k, v in by.items()), key=lambda kv: -kv[1]))
 
     def process_count(self) -> int:
         return len(self._sample())

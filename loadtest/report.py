@@ -36,6 +36,7 @@ def build(
     cpu_seconds: float | None,
     service_processes: int | None,
     memory: dict[str, Any] | None = None,
+    cpu_by_process: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     return {
         "run": run,
@@ -66,6 +67,8 @@ def build(
                 else None
             ),
             "service_processes": service_processes,
+            # Where the CPU went, by process kind, in seconds over the steady window.
+            "by_process": cpu_by_process,
         },
         # Resident memory of the service's processes from the steady window to the end.
         "memory": memory,

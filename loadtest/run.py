@@ -119,6 +119,7 @@ async def _load(
     await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
     steady = time.monotonic() - steady_from
     cpu_seconds = cpu.seconds_since_start() if cpu is not None else None
+    cpu_by_process = cpu.seconds_by_process() if cpu is not None else None
     processes = cpu.process_count() if cpu is not None else None
     steady_replies = stats.replies_between(steady_from, stop_at)
     steady_acked = stats.acked - acked_before
@@ -144,6 +145,7 @@ async def _load(
         steady_replies=steady_replies, steady_acked=steady_acked,
         cpu_seconds=cpu_seconds, service_processes=processes,
         memory=memory.summary() if memory is not None else None,
+        cpu_by_process=cpu_by_process,
     )  # fmt: skip
     if fault_ended is not None:
         # Recovered once everything written before the fault ended has been answered.

@@ -18,6 +18,9 @@ from redis.asyncio.client import PubSub
 
 log = structlog.get_logger(__name__)
 
+# One Redis write as data, (method name, args, kwargs), to be sent later in a pipeline.
+RedisCommand = tuple[str, tuple[Any, ...], dict[str, Any]]
+
 CHANNEL = "live-events"
 # A reply the 24-hour window kept from going out, with the reason in words.
 REPLY_REFUSED = "reply.refused"
@@ -39,6 +42,11 @@ async def publish(redis: Redis | None, prefix: str, kind: str, **fields: Any) ->
         await redis.publish(channel(prefix), encode(kind, **fields))
     except Exception as exc:
         log.debug("live_event_not_published", kind=kind, error=repr(exc))
+
+
+def publish_command(prefix: str, kind: str, **fields: Any) -> RedisCommand:
+    """The PUBLISH of one event, for a caller that pipelines it with other writes."""
+    return ("publish", (channel(prefix), encode(kind, **fields)), {})
 
 
 async def publish_encoded(redis: Redis, prefix: str, events: Sequence[bytes]) -> None:

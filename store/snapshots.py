@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from store.live_events import RedisCommand
 from store.records import ConversationSnapshot, Turn
 
 
@@ -36,6 +37,11 @@ class SnapshotStore:
         )
 
     async def save(self, snapshot: ConversationSnapshot) -> None:
+        name, args, kwargs = self.save_command(snapshot)
+        await getattr(self._redis, name)(*args, **kwargs)
+
+    def save_command(self, snapshot: ConversationSnapshot) -> RedisCommand:
+        """The SET that saves the snapshot, for a caller that pipelines it."""
         payload = orjson.dumps(
             {
                 "conversation_id": snapshot.conversation_id,
@@ -45,9 +51,8 @@ class SnapshotStore:
                 "last_message_id": snapshot.last_message_id,
             }
         )
-        await self._redis.set(
-            self.key(snapshot.business_number, snapshot.customer_phone), payload, ex=self._ttl
-        )
+        key = self.key(snapshot.business_number, snapshot.customer_phone)
+        return ("set", (key, payload), {"ex": self._ttl})
 
     async def delete(self, business_number: str, customer_phone: str) -> None:
         await self._redis.delete(self.key(business_number, customer_phone))

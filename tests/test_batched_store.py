@@ -6,6 +6,7 @@ import asyncio
 
 import asyncpg
 import pytest
+from redis.asyncio import Redis
 
 from actors.conversation.batched_store import BatchedStore
 from tests.inbox_rows import store_texts
@@ -13,10 +14,10 @@ from tests.support import new_phone
 
 
 async def test_fifty_conversations_reading_their_work_state_at_once_make_one_statement(
-    db: asyncpg.Pool,
+    db: asyncpg.Pool, redis: Redis
 ) -> None:
     items = [(await store_texts(db, new_phone(), f"question {n}"))[0] for n in range(50)]
-    store = BatchedStore(db)
+    store = BatchedStore(db, redis)
     states = await asyncio.gather(*(store.work_state.get(i.message_id) for i in items))
     assert store.work_state.statements == 1
     assert all(s is not None and not s.processed and s.first_message for s in states)
@@ -30,9 +31,11 @@ async def test_fifty_conversations_reading_their_work_state_at_once_make_one_sta
     assert await store.work_state.get(2**62) is None  # no such message: no answer, no error
 
 
-async def test_a_failed_statement_fails_every_caller_of_its_batch(database_url: str) -> None:
+async def test_a_failed_statement_fails_every_caller_of_its_batch(
+    database_url: str, redis: Redis
+) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=1)
-    store = BatchedStore(pool)
+    store = BatchedStore(pool, redis)
     await pool.close()  # the statement will fail, as it would with Postgres gone
     results = await asyncio.gather(
         *(store.work_state.get(n) for n in range(5)), return_exceptions=True
@@ -40,3 +43,15 @@ async def test_a_failed_statement_fails_every_caller_of_its_batch(database_url: 
     assert all(isinstance(r, asyncpg.InterfaceError) for r in results)
     with pytest.raises(asyncpg.InterfaceError):
         await store.work_state.get(1)
+
+
+async def test_redis_writes_of_conversations_finishing_together_go_in_one_pipeline(
+    db: asyncpg.Pool, redis: Redis, redis_prefix: str
+) -> None:
+    store = BatchedStore(db, redis)
+    keys = [f"{redis_prefix}batched:{n}" for n in range(30)]
+    await asyncio.gather(
+        *(store.redis(("set", (k, b"1"), {"ex": 60}), ("incr", (k,), {})) for k in keys)
+    )
+    assert store._redis_writes.statements == 1
+    assert [int(v) for v in await redis.mget(keys)] == [2] * 30  # each caller's own order

@@ -8,6 +8,7 @@ The full version, longer and writing docs/reliability.md, is `wa-support chaos`.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -33,6 +34,6 @@ async def test_every_acknowledged_message_gets_exactly_one_reply_in_order(
     assert outcome.error is None, outcome.error
     correctness = outcome.report["correctness"]
     assert correctness["checked"] >= 200, "not every customer wrote during the fault"
-    assert correctness["ok"], correctness
+    assert correctness["ok"], json.dumps(correctness)
     recovery = outcome.report["fault"]["recovery_seconds"]
     assert recovery is not None and recovery <= scenario.recovery_bound, recovery

@@ -509,3 +509,58 @@ async def test_a_killed_delivery_actors_claim_is_taken_back_before_its_lease_end
     await eventually(sent, within=30)
     await asyncio.sleep(1.0)
     assert [m.text for m in graph.messages_to(phone)] == ["sent by a worker about to die"]
+
+
+# -- Postgres going away around the provider call ----------------------------------------
+
+
+async def test_a_claim_whose_status_sync_fails_is_rolled_back_not_left_held(
+    graph: GraphApiFake, provider: CloudApiProvider, db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    phone = new_phone()
+    _, outbound_id = await _stored_reply(db, phone, "claimed as Postgres left")
+    real_sync = send_ledger.sync_messages
+    broken: list[int] = []
+
+    async def sync_once_broken(conn: asyncpg.Connection, ids: list[int]) -> None:
+        if not broken:
+            broken.append(ids[0])
+            raise ConnectionResetError("the connection to Postgres was lost")
+        await real_sync(conn, ids)
+
+    monkeypatch.setattr(send_ledger, "sync_messages", sync_once_broken)
+    sender = _sender(db, provider, unknown_wait=8.0)
+    with pytest.raises(ConnectionResetError):
+        await sender.deliver(_request(outbound_id, phone, "claimed as Postgres left"))
+    # Not held by a sender that never sent it: the next try sends it at once.
+    assert await _states(db, outbound_id) == [PartState.PENDING]
+    result = await sender.deliver(_request(outbound_id, phone, "claimed as Postgres left"))
+    assert result.ok and broken == [outbound_id]
+    assert [m.text for m in graph.messages_to(phone)] == ["claimed as Postgres left"]
+
+
+async def test_a_send_meta_took_while_postgres_was_away_is_recorded_once_it_is_back(
+    graph: GraphApiFake, provider: CloudApiProvider, db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    phone = new_phone()
+    _, outbound_id = await _stored_reply(db, phone, "sent during the outage")
+    real_finish = send_ledger.finish_sent
+    refused: list[int] = []
+
+    async def finish_after_an_outage(conn: asyncpg.Connection, *args: object) -> bool:
+        if len(refused) < 3:
+            refused.append(outbound_id)
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+        return await real_finish(conn, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(send_ledger, "finish_sent", finish_after_an_outage)
+    result = await _sender(db, provider, unknown_wait=8.0).deliver(
+        _request(outbound_id, phone, "sent during the outage")
+    )
+    assert result.ok and len(refused) == 3
+    [sent] = graph.messages_to(phone)
+    assert result.provider_message_id == sent.wamid
+    # Recorded as sent with Meta's id, never left to the unknown-outcome wait.
+    assert await _states(db, outbound_id) == [PartState.SENT]

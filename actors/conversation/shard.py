@@ -141,7 +141,7 @@ class ConversationShard:
         self._ctx = ConversationContext(
             settings=s,
             pool=self._pool,
-            store=BatchedStore(self._pool),
+            store=BatchedStore(self._pool, self._redis),
             redis=self._redis,
             snapshots=SnapshotStore(
                 self._redis, prefix=s.redis_key_prefix, ttl_seconds=s.snapshot_ttl_seconds

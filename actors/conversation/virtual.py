@@ -240,15 +240,18 @@ class VirtualConversation:
         if await self._must_send(reply) and reply is not None and reply.text:
             await self._deliver(item, reply)
         await ctx.store.mark_processed.get(item.message_id)
-        await live_events.publish(
-            ctx.redis,
-            ctx.settings.redis_key_prefix,
-            "message.processed",
-            conversation_id=item.conversation_id,
-            message_id=item.message_id,
-        )
         self._remember(snapshot, item, reply.text if reply is not None else None)
-        await ctx.snapshots.save(snapshot)
+        # The screens' hint and the state, in the pipeline shared with the shard's other
+        # conversations finishing now.
+        await ctx.store.redis(
+            live_events.publish_command(
+                ctx.settings.redis_key_prefix,
+                "message.processed",
+                conversation_id=item.conversation_id,
+                message_id=item.message_id,
+            ),
+            ctx.snapshots.save_command(snapshot),
+        )
 
     async def _wait_for_earlier(self, item: InboxItem) -> None:
         """Put the conversation's earlier open messages ahead of this one, in the mailbox.

@@ -42,6 +42,7 @@ from actors.delivery.window_policy import (
     refusal,
     window_open,
 )
+from actors.outages import is_outage
 from actors.wire import Content, DeliveryRequest, DeliveryResult, InvalidContent, split_text
 from config.logs import mask_phone
 from config.vocabulary import MessageStatus, ProviderName
@@ -54,6 +55,8 @@ log = structlog.get_logger(__name__)
 POLL_SECONDS = 0.2
 # The lease outlasts the provider call by this much, so a claim never lapses mid-call.
 LEASE_MARGIN_SECONDS = 5.0
+# A send Meta took but Postgres could not record yet is retried at most this far apart.
+RECORD_RETRY_MAX_SECONDS = 2.0
 # How many earlier replies, one behind another, a send drives through the order gate.
 MAX_HELP_DEPTH = 3
 
@@ -236,11 +239,15 @@ class LedgerSender:
                 await self._pacer.wait_turn(request.business_number, request.to)
         except PacingTimeout as exc:
             return _retry_later(str(exc))
-        async with self._pool.acquire() as conn:
-            if not await send_ledger.claim(conn, part.id, owner, self.lease_seconds):
-                await asyncio.sleep(POLL_SECONDS)  # the gate is closed, or another owner won
-                return None
-            await send_ledger.sync_messages(conn, [part.message_id])
+        # One transaction: a claim whose status sync failed (Postgres going away between
+        # the two) is rolled back, never left held by a sender that will not send it.
+        async with self._pool.acquire() as conn, conn.transaction():
+            claimed = await send_ledger.claim(conn, part.id, owner, self.lease_seconds)
+            if claimed:
+                await send_ledger.sync_messages(conn, [part.message_id])
+        if not claimed:
+            await asyncio.sleep(POLL_SECONDS)  # the gate is closed, or another owner won
+            return None
         content = Content.from_payload(part.content, str(part.content.get("text") or ""))
         try:
             try:
@@ -258,15 +265,32 @@ class LedgerSender:
                 wamid = await self._call(request, part, fallback)
         except SendError as exc:
             return await self._settle_error(request, part, owner, exc)
-        async with self._pool.acquire() as conn:
-            recorded = await send_ledger.finish_sent(conn, part.id, owner, wamid)
-            # At once, in this order: a status webhook finds the messages row by this id,
-            # and MSG91 may have reported on it already, before we knew its id.
-            await send_ledger.sync_messages(conn, [part.message_id])
-            await outbound.apply_held(conn, [wamid])
+        recorded = await self._record_sent(part, owner, wamid)
         if recorded:
             return _Outcome(True, wamid=wamid, synced=True)
         return None  # a webhook got there first: the loop reads back what it recorded
+
+    async def _record_sent(self, part: Part, owner: str, wamid: str) -> bool:
+        """Record what Meta took. This process alone knows the wamid now, so an outage of
+        Postgres is waited out (while the part can still be in doubt) rather than leaving
+        the send to the unknown-outcome path, which would wait and maybe send it again."""
+        give_up_at = time.monotonic() + self._patience
+        pause = POLL_SECONDS
+        while True:
+            try:
+                async with self._pool.acquire() as conn:
+                    recorded = await send_ledger.finish_sent(conn, part.id, owner, wamid)
+                    # At once, in this order: a status webhook finds the messages row by
+                    # this id, and MSG91 may have reported on it before we knew its id.
+                    await send_ledger.sync_messages(conn, [part.message_id])
+                    await outbound.apply_held(conn, [wamid])
+                return recorded
+            except Exception as exc:
+                if not is_outage(exc) or time.monotonic() + pause > give_up_at:
+                    raise
+                log.warning("send_not_recorded_yet", part_id=part.id, error=repr(exc))
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECORD_RETRY_MAX_SECONDS)
 
     async def _settle_error(
         self, request: DeliveryRequest, part: Part, owner: str, exc: SendError
