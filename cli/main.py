@@ -5,6 +5,7 @@ wa-support migrate    apply the database migrations
 wa-support db seed    load demo conversations for a first look at the dashboard
 wa-support db reset   delete all data (asks first; refused in production)
 wa-support user create --email E --name N [--admin]   an operator (password asked)
+wa-support reshard --shards N   move a Ray cluster's actors to N shards (gateways stopped)
 wa-support loadtest   simulated customers against a service, with a report
 wa-support chaos      break one part at a time under load; check exactly one reply each
 """
@@ -32,8 +33,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1,
         help="gateway processes on the port, sharing one set of actors (default: 1)",
     )
+    serve.add_argument(
+        "--ray-address",
+        help="join this Ray cluster (gateways on several hosts share its actors; "
+        "default: RAY_ADDRESS, else a local Ray)",
+    )
     # How a worker started by `serve --workers` runs; not for people.
     serve.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)
+    reshard = commands.add_parser(
+        "reshard",
+        help="move a Ray cluster's actors to N shards or to this code (gateways stopped first)",
+    )
+    reshard.add_argument("--shards", type=int, required=True, help="the new SHARD_COUNT")
+    reshard.add_argument("--ray-address", help="the cluster (default: RAY_ADDRESS)")
     commands.add_parser("migrate", help="apply pending database migrations")
     db = commands.add_parser("db", help="demo data and reset")
     db_actions = db.add_subparsers(dest="action", required=True)
@@ -64,7 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_chaos(args)
 
-    overrides = {k: v for k in ("host", "port") if (v := getattr(args, k, None)) is not None}
+    overrides = {
+        k: v for k in ("host", "port", "ray_address") if (v := getattr(args, k, None)) is not None
+    }
     settings = load_settings(**overrides)
     configure_logging(settings.log_level)
     from store.embedded_lease import EmbeddedUnavailable
@@ -81,6 +95,14 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         from cli.db import run as run_db
 
         return run_db(settings, args.action, assume_yes=getattr(args, "yes", False))
+    if args.command == "reshard":
+        from cli.reshard import run as run_reshard
+
+        try:
+            return run_reshard(settings, args.shards)
+        except ProductionConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.command == "user":
         from cli.users import create as create_user
         from cli.users import read_password

@@ -10,6 +10,8 @@ import asyncpg
 import structlog
 from aiohttp import web
 
+from actors import actor_set
+from actors.actor_set import ActorSetMismatch
 from actors.client import ActorClient
 from actors.conversation.router import ShardRouter
 from actors.delivery.providers import SANDBOX_TOKEN
@@ -18,6 +20,7 @@ from cli import banner
 from cli.banner import SANDBOX_PATH
 from cli.gateway_workers import GatewayWorkers, worker_env
 from cli.loop import run as run_loop
+from cli.port_guard import PortTaken, refuse_if_served
 from cli.servers import Servers, servers_for
 from cli.shutdown import StopSignals, drain
 from config import Settings
@@ -58,6 +61,12 @@ def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
             file=sys.stderr,
         )
         return 2
+    if not attach:
+        try:
+            refuse_if_served(settings.host, settings.port)
+        except PortTaken as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     actors: ActorClient | None = None
     with servers_for(settings, SERVE) as servers:
         supervisor = _supervise(servers)
@@ -72,12 +81,16 @@ def serve(settings: Settings, *, workers: int = 1, attach: bool = False) -> int:
             settings = settings.model_copy(
                 update={"database_url": database_url, "redis_url": redis_url}
             )
-            actors = start_actors(
-                settings,
-                database_url=database_url,
-                redis_url=redis_url,
-                sandbox_base_url=sandbox_url,
-            )
+            try:
+                actors = start_actors(
+                    settings,
+                    database_url=database_url,
+                    redis_url=redis_url,
+                    sandbox_base_url=sandbox_url,
+                )
+            except ActorSetMismatch as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 2
             extra = None
             if workers > 1:
                 env = worker_env(
@@ -160,6 +173,8 @@ async def _run_gateway(
     router.start()
     # Every actor answers before we say we are up; each shard replays its unprocessed inbox.
     await actors.ping()
+    # `wa-support reshard` retires a set only when no gateway beats for it.
+    beating = asyncio.create_task(actor_set.heartbeat(settings, actor_set.wanted(settings).version))
     workers = None
     if sweep:
         sweeper.start()
@@ -181,6 +196,9 @@ async def _run_gateway(
         # Each worker drains itself (503 to webhooks, messages in hand finished).
         await workers.stop(settings.shutdown_drain_seconds + HTTP_CLOSE_SECONDS + 2)
     await drain(settings, app, actors, router, sweeper, signals)
+    beating.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await beating
     await runner.cleanup()
 
 

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     ray_namespace: str = "wa-support"
     ray_num_cpus: int | None = None
     ray_object_store_mb: int = 150
+    # Ray's own variables, read here so that production can insist on them. Unset mode:
+    # `token` in production, `disabled` otherwise. The token (the same on every node and
+    # gateway) comes from RAY_AUTH_TOKEN or the file RAY_AUTH_TOKEN_PATH names.
+    ray_auth_mode: Literal["token", "disabled"] | None = None
+    ray_auth_token: SecretStr | None = None
+    ray_auth_token_path: Path | None = None
     shard_count: int = 2
     llm_actor_count: int = 1
     delivery_actor_count: int = 1
@@ -314,6 +320,26 @@ class Settings(BaseSettings):
             raise ProductionConfigError("the Cloud API webhook is off: WHATSAPP_VERIFY_TOKEN unset")
         return token or DEV_VERIFY_TOKEN
 
+    @property
+    def effective_ray_auth_mode(self) -> Literal["token", "disabled"]:
+        if self.ray_auth_mode is not None:
+            return self.ray_auth_mode
+        return "token" if self.is_production else "disabled"
+
+    def ray_auth_problem(self) -> str | None:
+        """Why production Ray cannot start as configured: token mode, no token to share.
+        (Elsewhere Ray finds or makes one itself: ~/.ray/auth_token.)"""
+        if not self.is_production or self.effective_ray_auth_mode != "token":
+            return None
+        if _present(self.ray_auth_token) or self.ray_auth_token_path is not None:
+            return None
+        default = "" if self.ray_auth_mode else ", the default in production"
+        return (
+            f"RAY_AUTH_MODE=token{default}, needs the cluster's token: set RAY_AUTH_TOKEN "
+            "(or RAY_AUTH_TOKEN_PATH, a file holding it) to the same value on every Ray node "
+            "and gateway, or turn Ray's authentication off explicitly with RAY_AUTH_MODE=disabled"
+        )
+
     def check_production(self) -> None:
         """Refuse to run production on defaults: each missing secret is named."""
         if not self.is_production:
@@ -346,10 +372,13 @@ class Settings(BaseSettings):
             "JWT_SECRET": self.jwt_secret,
         }
         missing = [name for name, value in required.items() if not _present(value)]
+        problems = []
         if missing:
-            raise ProductionConfigError(
-                "APP_ENV=production requires these variables to be set: " + ", ".join(missing)
-            )
+            problems.append("requires these variables to be set: " + ", ".join(missing))
+        if (ray := self.ray_auth_problem()) is not None:
+            problems.append(ray)
+        if problems:
+            raise ProductionConfigError("APP_ENV=production " + "; ".join(problems))
 
 
 def _reveal(value: SecretStr | None) -> str | None:

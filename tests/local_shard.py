@@ -17,6 +17,7 @@ import asyncpg
 
 from actors.conversation.placement import shard_for
 from actors.conversation.shard import ConversationShard
+from actors.runtime import actor_names
 from config import Settings
 from store.records import InboxItem
 from tests.support import eventually
@@ -35,8 +36,8 @@ async def local_shard(
         WIDE,
         s.database_url or "",
         s.redis_url or "",
-        [f"llm-{i}" for i in range(s.llm_actor_count)],
-        [f"delivery-{i}" for i in range(s.delivery_actor_count)],
+        actor_names(s).llm,
+        actor_names(s).delivery,
     )
     try:
         yield shard

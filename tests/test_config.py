@@ -57,6 +57,7 @@ def test_production_with_every_secret_starts() -> None:
         whatsapp_verify_token="v",
         openrouter_api_key="k",
         jwt_secret="j",
+        ray_auth_token="r",
     ).check_production()
 
 

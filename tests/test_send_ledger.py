@@ -8,6 +8,7 @@ part 1, 429/5xx with Retry-After, a refused connection.
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 import uuid
@@ -489,7 +490,8 @@ async def test_a_killed_delivery_actors_claim_is_taken_back_before_its_lease_end
 
     await eventually(claimed, within=15)
     claim = await claimed()
-    assert claim is not None and "/delivery-" in claim["owner"]
+    # Owned by a named delivery actor ("namespace/<set version>:delivery-N@host:pid:...").
+    assert claim is not None and re.search(r"/[^/@]*delivery-\d+@", claim["owner"])
     for actor in actors.delivery:
         ray.kill(actor, no_restart=False)
 
