@@ -9,7 +9,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -23,6 +22,7 @@ from gateway.auth_passwords import hash_password
 from store import users
 from store.migrate import migrate
 from store.records import InboxItem
+from tests.databases import fresh_database
 
 PRODUCTION = {"app_env": "production", "jwt_secret": "a-long-production-jwt-secret-for-tests"}
 
@@ -83,16 +83,13 @@ async def own_gateway(
 @pytest_asyncio.fixture
 async def empty_database(database_url: str) -> AsyncIterator[str]:
     """A migrated database of the test's own, with no operators (for "the first admin")."""
-    name = f"wa_test_sec_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = urlunsplit(urlsplit(database_url)._replace(path=f"/{name}"))
-    conn = await asyncpg.connect(dsn)
-    await migrate(conn)
-    await conn.close()
-    yield dsn
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
+    async with fresh_database(database_url, "wa_test_sec") as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        yield dsn
 
 
 async def add_operator(db: asyncpg.Pool, role: str = "agent") -> tuple[str, str]:
