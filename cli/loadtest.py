@@ -69,6 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where the JSON and Markdown reports go",
     )
     a("--no-progress", action="store_true", help="no live display")  # fmt: skip
+    a("--logs", type=Path, default=None, help="keep the own service's log in this folder")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
             redis_url=args.redis_url,
             report_dir=args.report_dir,
             progress=not args.no_progress,
+            log_dir=args.logs,
         )
     )
     from loadtest.report import markdown

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # A send a crash left without an answer waits this long for Meta's status webhook
     # (which echoes our id) before it is sent again (DESIGN.md §3).
     unknown_send_wait_seconds: float = 30.0
+    # While status webhooks reach us late (store.webhook_lag), that wait grows to twice
+    # their lag, up to this bound: a late webhook must not let a taken send go twice.
+    unknown_send_wait_max_seconds: float = Field(default=600.0, ge=0)
     # Mark inbound messages as read (blue ticks) through the Cloud API.
     whatsapp_mark_read: bool = True
     # Download customers' media through the Cloud API into Postgres, up to this size each.

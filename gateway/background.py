@@ -18,8 +18,13 @@ class BackgroundTask:
         self._name = name
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     def start(self, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self._task is None:
+        """Start `run`, unless it runs already (a task that ended is started again)."""
+        if not self.running:
             self._task = asyncio.create_task(run(), name=self._name)
 
     async def stop(self, wait: float = STOP_TIMEOUT_SECONDS) -> None:

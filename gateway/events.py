@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ import structlog
 from redis.asyncio import Redis
 
 from gateway.background import BackgroundTask
-from store import live_events
+from store import live_events, webhook_lag
 
 log = structlog.get_logger(__name__)
 
@@ -46,26 +47,44 @@ def _log_refusal(data: bytes) -> None:
 
 
 class LiveEvents:
+    """Relays the live-events channel to this process's browsers, and logs refusals.
+
+    The relay is subscribed only while a browser is connected: every reply makes several
+    events, and a gateway reading and parsing them for nobody spent a share of its CPU on
+    it (issue 13). Refusals also go on the notices channel, which is always heard, so
+    serve's log says why a reply did not go out whether or not a dashboard is open.
+    """
+
     def __init__(self, redis: Redis, prefix: str, *, queue_size: int = 256) -> None:
         self._redis = redis
         self._prefix = prefix
         self._queue_size = queue_size
         self._clients: set[asyncio.Queue[bytes]] = set()
-        self._background = BackgroundTask("live-events")
+        self._notices = BackgroundTask("live-notices")
+        self._relay = BackgroundTask("live-events")
+        self._stopping = False
 
     def start(self) -> None:
-        self._background.start(self._listen)
+        self._notices.start(self._listen_notices)
 
     async def stop(self) -> None:
+        self._stopping = True
         for queue in list(self._clients):
             while not queue.empty():
                 queue.get_nowait()
             queue.put_nowait(CLOSE)
-        await self._background.stop()
+        await self._relay.stop()
+        await self._notices.stop()
+
+    @property
+    def relaying(self) -> bool:
+        return self._relay.running
 
     def subscribe(self) -> asyncio.Queue[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(self._queue_size)
         self._clients.add(queue)
+        if not self._stopping:
+            self._relay.start(self._listen)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[bytes]) -> None:
@@ -82,27 +101,46 @@ class LiveEvents:
                 queue.put_nowait(RESYNC)
 
     async def _listen(self) -> None:
+        # Ends at the first event heard with no browser left (a new one starts it again).
+        await self._hear(live_events.channel(self._prefix), self._relayed, resync=True)
+
+    def _relayed(self, data: bytes) -> bool:
+        self.dispatch(data)
+        return bool(self._clients)
+
+    async def _listen_notices(self) -> None:
+        await self._hear(live_events.notices_channel(self._prefix), _logged, resync=False)
+
+    async def _hear(self, name: str, handle: Callable[[bytes], bool], *, resync: bool) -> None:
         lost = False
         while True:
             try:
-                async with live_events.subscription(self._redis, self._prefix) as events:
+                async with live_events.subscription(self._redis, name) as events:
                     if lost:
-                        log.warning("live_events_subscription_back")
+                        log.warning("live_events_subscription_back", channel=name)
                         lost = False
                     async for data in events:
-                        self.dispatch(data)
-                        if _REFUSED_MARK in data:
-                            _log_refusal(data)
+                        if not handle(data):
+                            return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 # Redis restarted or the connection dropped: clients resync once we are back.
                 # Said once per outage, not once a second while it lasts.
                 if not lost:
-                    log.warning("live_events_subscription_lost", error=type(exc).__name__)
+                    log.warning(
+                        "live_events_subscription_lost", channel=name, error=type(exc).__name__
+                    )
                 lost = True
                 await asyncio.sleep(1.0)
-                self.dispatch(RESYNC)
+                if resync:
+                    self.dispatch(RESYNC)
+
+
+def _logged(data: bytes) -> bool:
+    if _REFUSED_MARK in data:
+        _log_refusal(data)
+    return True
 
 
 class Announcer:
@@ -118,6 +156,7 @@ class Announcer:
         # Bounded: under overload old hints are dropped; pages resync on their next fetch.
         self._pending: deque[bytes] = deque(maxlen=10_000)
         self._statuses: list[str] = []
+        self._status_age: float | None = None  # the oldest status stored since the last flush
         self._wakeup = asyncio.Event()
         self._background = BackgroundTask("announcer")
 
@@ -128,6 +167,12 @@ class Announcer:
     def count_status(self, status: str) -> None:
         if len(self._statuses) < 10_000:
             self._statuses.append(status)
+
+    def note_status_age(self, seconds: float) -> None:
+        """A status webhook stored `seconds` after Meta stamped it (store.webhook_lag)."""
+        if self._status_age is None or seconds > self._status_age:
+            self._status_age = seconds
+        self._wakeup.set()
 
     def start(self) -> None:
         self._background.start(self._run)
@@ -153,6 +198,10 @@ class Announcer:
         events = list(self._pending)
         self._pending.clear()
         statuses, self._statuses = self._statuses, []
+        age, self._status_age = self._status_age, None
+        if age is not None:
+            name, args, kwargs = webhook_lag.record_command(self._prefix, age)
+            await getattr(self._redis, name)(*args, **kwargs)
         if statuses:
             batch = cm.MetricBatch(self._prefix)
             for status in statuses:

@@ -6,6 +6,7 @@ Both are queued on the Announcer and published after the webhook is answered.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 
 from config.vocabulary import MessageStatus
 from gateway.events import Announcer
@@ -46,6 +47,10 @@ class AnnouncingIngest(Ingest):
 
     async def submit(self, parsed: ParsedWebhook) -> list[InboxItem]:
         items = await super().submit(parsed)
+        if parsed.statuses:
+            now = datetime.now(UTC)
+            oldest = min(s.timestamp for s in parsed.statuses)
+            self._announcer.note_status_age((now - oldest).total_seconds())
         for status in parsed.statuses:
             # Status webhooks name our message by its wamid; the pages refetch the thread.
             # "sent" was counted by the delivery actor when Meta accepted the send.

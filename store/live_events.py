@@ -26,8 +26,17 @@ CHANNEL = "live-events"
 REPLY_REFUSED = "reply.refused"
 
 
+# Events every gateway must hear even with no dashboard open (to put them in its log).
+NOTICES = "live-notices"
+NOTICE_KINDS = frozenset({REPLY_REFUSED})
+
+
 def channel(prefix: str) -> str:
     return prefix + CHANNEL
+
+
+def notices_channel(prefix: str) -> str:
+    return prefix + NOTICES
 
 
 def encode(kind: str, **fields: Any) -> bytes:
@@ -38,8 +47,12 @@ async def publish(redis: Redis | None, prefix: str, kind: str, **fields: Any) ->
     """Best effort: a live event must never fail the work it reports."""
     if redis is None:
         return
+    data = encode(kind, **fields)
     try:
-        await redis.publish(channel(prefix), encode(kind, **fields))
+        if kind in NOTICE_KINDS:
+            await publish_encoded(redis, prefix, [data], notice=True)
+        else:
+            await redis.publish(channel(prefix), data)
     except Exception as exc:
         log.debug("live_event_not_published", kind=kind, error=repr(exc))
 
@@ -49,11 +62,16 @@ def publish_command(prefix: str, kind: str, **fields: Any) -> RedisCommand:
     return ("publish", (channel(prefix), encode(kind, **fields)), {})
 
 
-async def publish_encoded(redis: Redis, prefix: str, events: Sequence[bytes]) -> None:
-    """Many encoded events in one round trip; errors are the caller's to handle."""
+async def publish_encoded(
+    redis: Redis, prefix: str, events: Sequence[bytes], *, notice: bool = False
+) -> None:
+    """Many encoded events in one round trip; errors are the caller's to handle.
+    `notice`: on the notices channel too (NOTICE_KINDS)."""
     async with redis.pipeline(transaction=False) as pipe:
         for data in events:
             pipe.publish(channel(prefix), data)
+            if notice:
+                pipe.publish(notices_channel(prefix), data)
         await pipe.execute()
 
 
@@ -61,11 +79,11 @@ CLOSE_TIMEOUT_SECONDS = 2.0
 
 
 @contextlib.asynccontextmanager
-async def subscription(redis: Redis, prefix: str) -> AsyncIterator[AsyncIterator[bytes]]:
-    """Subscribed to the channel on entry; yields the events' payloads as they arrive."""
+async def subscription(redis: Redis, name: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Subscribed to the channel `name` on entry; yields the payloads as they arrive."""
     pubsub = redis.pubsub(ignore_subscribe_messages=True)
     try:
-        await pubsub.subscribe(channel(prefix))
+        await pubsub.subscribe(name)
         yield _payloads(pubsub)
     finally:
         # Bounded, and never cancelled: cancelled mid-read, redis-py's close can wait on

@@ -78,7 +78,7 @@ async def test_live_events_published_in_one_round_trip_reach_a_subscriber(
 ) -> None:
     prefix = f"{redis_prefix}client-test:"
     received: list[bytes] = []
-    async with live_events.subscription(redis, prefix) as events:
+    async with live_events.subscription(redis, live_events.channel(prefix)) as events:
 
         async def subscribed() -> bool:
             counts = dict(await redis.pubsub_numsub(live_events.channel(prefix)))

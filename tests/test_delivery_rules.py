@@ -70,7 +70,7 @@ async def test_a_stale_message_without_a_template_is_refused_in_words_on_screen_
     heard: list[dict[str, Any]] = []
 
     async def listen() -> None:
-        async with live_events.subscription(redis, redis_prefix) as events:
+        async with live_events.subscription(redis, live_events.channel(redis_prefix)) as events:
             async for data in events:
                 event = orjson.loads(data)
                 if event["type"] == live_events.REPLY_REFUSED:
