@@ -30,6 +30,8 @@ from config.vocabulary import ProviderName
 # Where Meta serves customers' media ("Retrieve media URL" answers a URL on this host;
 # https://developers.facebook.com/docs/whatsapp/cloud-api/reference/media).
 MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
+# Bodies encoded with orjson: aiohttp's json= runs the standard library's encoder.
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class CloudApiProvider:
@@ -84,7 +86,9 @@ class CloudApiProvider:
         body = {"messaging_product": "whatsapp", "status": "read", "message_id": message_id}
         url = self._http.url(f"/{self._version}/{business_number}/messages")
         try:
-            async with self._http.session().post(url, json=body) as response:
+            async with self._http.session().post(
+                url, data=orjson.dumps(body), headers=JSON_HEADERS
+            ) as response:
                 status = response.status
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise TransientError(f"transport error: {exc!r}") from exc
@@ -150,7 +154,9 @@ class CloudApiProvider:
             body["context"] = {"message_id": message.context_message_id}
         url = self._http.url(f"/{self._version}/{message.business_number}/messages")
         try:
-            async with self._http.session().post(url, json=body) as response:
+            async with self._http.session().post(
+                url, data=orjson.dumps(body), headers=JSON_HEADERS
+            ) as response:
                 status = response.status
                 retry_after = retry_after_of(response.headers.get("Retry-After"))
                 raw = await response.read()
