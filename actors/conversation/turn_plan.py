@@ -6,6 +6,10 @@ earlier messages, the bot taking the conversation back, the flow step, the hand-
 together with the reply's reservation, or with the message marked processed when there
 is no reply, under the conversation's advisory lock (DESIGN.md §3, atomic turns). A crash
 leaves either the whole turn or none of it, and a retry plans it again from scratch.
+
+A shard commits the turns of its conversations finishing together in one transaction
+(actors.conversation.batched_commit); `commit_turn` is the turn alone, which that falls
+back to.
 """
 
 from __future__ import annotations
@@ -67,14 +71,22 @@ async def commit_turn(pool: asyncpg.Pool, item: InboxItem, plan: TurnPlan) -> Co
             return Committed(blocked_by=work.blocked_by)
         if work.reply is not None:
             return Committed(reply=work.reply)
-        await _apply(conn, item, plan)
+        await apply_effects(conn, item, plan)
         if plan.reply is None:
             await inbox.mark_processed(conn, [item.message_id])
             return Committed(processed=True)
         return Committed(reply=await outbound.reserve_reply(conn, plan.reply))
 
 
-async def _apply(conn: asyncpg.Connection, item: InboxItem, plan: TurnPlan) -> None:
+def has_effects(plan: TurnPlan) -> bool:
+    """Whether the turn changes more than its own message (rare: most turns only reply)."""
+    return bool(
+        plan.updates or plan.return_to_bot or plan.flow is not None or plan.handoff is not None
+    )
+
+
+async def apply_effects(conn: asyncpg.Connection, item: InboxItem, plan: TurnPlan) -> None:
+    """The turn's writes besides its reply, in the caller's transaction, under its lock."""
     cid = item.conversation_id
     for u in plan.updates:
         if u.kind == "reaction":
