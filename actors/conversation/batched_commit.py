@@ -36,6 +36,7 @@ from actors.conversation.turn_plan import (
     apply_effects,
     commit_turn,
     has_effects,
+    turn_transaction,
 )
 from actors.outages import is_outage
 from store import inbox, outbound
@@ -53,7 +54,7 @@ MAX_BATCH = 100
 async def commit_turns(pool: asyncpg.Pool, turns: Sequence[Turn]) -> dict[int, Committed]:
     """Commit these turns (of distinct messages) in one transaction; by inbound message id."""
     done: dict[int, Committed] = {}
-    async with pool.acquire() as conn, conn.transaction():
+    async with turn_transaction(pool) as conn:
         await inbox.lock_conversations(conn, [item.conversation_id for item, _ in turns])
         # Checked again under the locks: another shard or gateway may have committed an
         # earlier message since. Read together, so of two messages of one conversation in

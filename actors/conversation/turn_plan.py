@@ -14,11 +14,14 @@ back to.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
 
+from actors.outages import is_outage
 from store import conversations, inbox, message_updates, outbound
 from store.outbound import NewReply
 from store.records import InboxItem, OutboundRow
@@ -59,8 +62,27 @@ class Committed:
     processed: bool = False
 
 
+@contextlib.asynccontextmanager
+async def turn_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction; a connection lost meanwhile raises as an outage.
+
+    asyncpg's rollback on the dead connection raises InterfaceError ("the underlying
+    connection is closed") over the error that says why (ConnectionDoesNotExistError);
+    that one must reach the caller, for the turn waits for Postgres instead of spending a
+    try of its message (DESIGN.md §3, dead letters are for poison).
+    """
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+    except asyncpg.InterfaceError as exc:
+        lost = exc.__context__
+        if lost is None or not is_outage(lost):
+            raise
+        raise lost from None
+
+
 async def commit_turn(pool: asyncpg.Pool, item: InboxItem, plan: TurnPlan) -> Committed:
-    async with pool.acquire() as conn, conn.transaction():
+    async with turn_transaction(pool) as conn:
         await inbox.lock_conversation(conn, item.conversation_id)
         # Checked again under the lock: a second gateway may have committed an earlier
         # message since, or another handler this very turn.
