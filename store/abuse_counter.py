@@ -6,7 +6,12 @@ window is stable, so a replayed message is counted once and ranks where it did b
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from redis.asyncio import Redis
+
+# (business number, phone, window slot, message id): one message to count.
+Entry = tuple[str, str, int, int]
 
 
 class AbuseCounter:
@@ -20,13 +25,18 @@ class AbuseCounter:
 
     async def rank(self, business_number: str, phone: str, slot: int, message_id: int) -> int:
         """Count the message in window `slot` (once); its 0-based place among the window's."""
-        key = self._key(business_number, phone, slot)
+        return (await self.ranks([(business_number, phone, slot, message_id)]))[0]
+
+    async def ranks(self, entries: Sequence[Entry]) -> list[int]:
+        """`rank` of each message, in the order given, in one round trip (one MULTI/EXEC)."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {str(message_id): message_id}, nx=True)
-            pipe.expire(key, self._window * 2)
-            pipe.zrank(key, str(message_id))
-            _, _, rank = await pipe.execute()
-        return int(rank)
+            for business_number, phone, slot, message_id in entries:
+                key = self._key(business_number, phone, slot)
+                pipe.zadd(key, {str(message_id): message_id}, nx=True)
+                pipe.expire(key, self._window * 2)
+                pipe.zrank(key, str(message_id))
+            answers = await pipe.execute()
+        return [int(rank) for rank in answers[2::3]]
 
     async def holds_warning(
         self, business_number: str, phone: str, slot: int, message_id: int

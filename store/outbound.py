@@ -244,3 +244,54 @@ async def apply_held_recorded(conn: asyncpg.Connection, limit: int) -> int:
         if early:
             await apply_statuses(conn, early)
     return len(early)
+
+
+_RESERVE_MANY = f"""
+INSERT INTO messages (conversation_id, direction, provider, type, text, status, reply_to_id,
+                      model, prompt_tokens, completion_tokens, llm_cost, llm_attempts,
+                      llm_latency_ms, payload)
+SELECT conversation_id, 'outbound', provider, type, text, 'pending', reply_to_id, model,
+       prompt_tokens, completion_tokens, llm_cost, llm_attempts, llm_latency_ms, payload::jsonb
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[],
+            $7::int[], $8::int[], $9::numeric[], $10::int[], $11::real[], $12::text[])
+     WITH ORDINALITY AS r(conversation_id, provider, type, text, reply_to_id, model,
+                          prompt_tokens, completion_tokens, llm_cost, llm_attempts,
+                          llm_latency_ms, payload, n)
+ORDER BY n
+ON CONFLICT (reply_to_id) DO NOTHING
+RETURNING {_COLUMNS}
+"""
+
+
+async def reserve_replies(
+    conn: asyncpg.Connection, replies: Sequence[NewReply]
+) -> dict[int, OutboundRow]:
+    """`reserve_reply` for many inbound messages: one INSERT, by inbound message id.
+
+    A message that already has a reply gets the stored one (one more read, for those only).
+    """
+    if not replies:
+        return {}
+    rows = await conn.fetch(
+        _RESERVE_MANY,
+        [r.conversation_id for r in replies],
+        [r.provider for r in replies],
+        [_TYPES.get((r.content or {}).get("kind", "text"), MessageType.TEXT) for r in replies],
+        [r.text for r in replies],
+        [r.reply_to_id for r in replies],
+        [r.model for r in replies],
+        [r.prompt_tokens for r in replies],
+        [r.completion_tokens for r in replies],
+        [r.cost for r in replies],
+        [r.attempts for r in replies],
+        [r.latency_ms for r in replies],
+        [orjson.dumps(r.content or {}).decode() for r in replies],
+    )
+    reserved = {r["reply_to_id"]: _row(r) for r in rows}
+    conflicts = [r.reply_to_id for r in replies if r.reply_to_id not in reserved]
+    if conflicts:
+        existing = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM messages WHERE reply_to_id = ANY($1::bigint[])", conflicts
+        )
+        reserved.update((r["reply_to_id"], _row(r)) for r in existing)
+    return reserved

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from actors.conversation.abuse_limit import AbuseLimit, Verdict
 from actors.conversation.batched_store import BatchedStore
 from tests.inbox_rows import store_texts
 from tests.support import new_phone
@@ -55,3 +57,18 @@ async def test_redis_writes_of_conversations_finishing_together_go_in_one_pipeli
     )
     assert store._redis_writes.statements == 1
     assert [int(v) for v in await redis.mget(keys)] == [2] * 30  # each caller's own order
+
+
+async def test_fifty_conversations_checking_the_abuse_limit_at_once_share_one_round_trip(
+    redis: Redis, redis_prefix: str
+) -> None:
+    limit = AbuseLimit(redis, prefix=f"{redis_prefix}{uuid.uuid4().hex[:6]}:", limit=2)
+    phones = [new_phone() for _ in range(50)]
+    verdicts = await asyncio.gather(*(limit.check("b", p, 1) for p in phones))
+    assert verdicts == [Verdict.ALLOW] * 50 and limit._ranks.statements == 1
+    # Each phone is counted on its own, in its message order, within the shared round trip.
+    busy = phones[0]
+    later = await asyncio.gather(*(limit.check("b", busy, n) for n in (2, 3, 4)))
+    assert later[0] is Verdict.ALLOW and sorted(later[1:]) == [Verdict.DROP, Verdict.WARN]
+    assert limit._ranks.statements == 2
+    assert await limit.check("b", phones[1], 2) is Verdict.ALLOW

@@ -2,8 +2,9 @@
 Postgres reads and writes, and the Redis writes after a turn (live event, snapshot).
 
 Each conversation still asks for its own message (`await store.work_state.get(id)`); the
-ones asking in the same turn of the loop share one statement (actors.coalesce). What must
-happen under a conversation's lock, the turn's commit, is not here.
+ones asking in the same turn of the loop share one statement (actors.coalesce). The
+turns' commits, which happen under their conversations' locks, share one transaction
+(actors.conversation.batched_commit).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import asyncpg
 from redis.asyncio import Redis
 
 from actors.coalesce import Coalescer
+from actors.conversation.batched_commit import BatchedCommit
+from actors.conversation.turn_plan import Committed, TurnPlan
 from store import inbox
 from store.inbox import WorkState
 from store.live_events import RedisCommand
+from store.records import InboxItem
 
 
 class BatchedStore:
@@ -30,6 +34,11 @@ class BatchedStore:
         self.work_state: Coalescer[int, WorkState] = Coalescer(self._work_states)
         self.begin_attempt: Coalescer[int, int] = Coalescer(self._begin_attempts)
         self.mark_processed: Coalescer[int, bool] = Coalescer(self._mark_processed)
+        self.commits = BatchedCommit(pool)
+
+    async def commit_turn(self, item: InboxItem, plan: TurnPlan) -> Committed:
+        """Commit the turn, in the transaction of the shard's turns finishing with it."""
+        return await self.commits.commit(item, plan)
 
     async def redis(self, *commands: RedisCommand) -> None:
         """Send these Redis writes in the pipeline of this turn of the loop, in order."""

@@ -6,15 +6,22 @@ earlier messages, the bot taking the conversation back, the flow step, the hand-
 together with the reply's reservation, or with the message marked processed when there
 is no reply, under the conversation's advisory lock (DESIGN.md §3, atomic turns). A crash
 leaves either the whole turn or none of it, and a retry plans it again from scratch.
+
+A shard commits the turns of its conversations finishing together in one transaction
+(actors.conversation.batched_commit); `commit_turn` is the turn alone, which that falls
+back to.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import asyncpg
 
+from actors.outages import is_outage
 from store import conversations, inbox, message_updates, outbound
 from store.outbound import NewReply
 from store.records import InboxItem, OutboundRow
@@ -55,8 +62,27 @@ class Committed:
     processed: bool = False
 
 
+@contextlib.asynccontextmanager
+async def turn_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A pooled connection in a transaction; a connection lost meanwhile raises as an outage.
+
+    asyncpg's rollback on the dead connection raises InterfaceError ("the underlying
+    connection is closed") over the error that says why (ConnectionDoesNotExistError);
+    that one must reach the caller, for the turn waits for Postgres instead of spending a
+    try of its message (DESIGN.md §3, dead letters are for poison).
+    """
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            yield conn
+    except asyncpg.InterfaceError as exc:
+        lost = exc.__context__
+        if lost is None or not is_outage(lost):
+            raise
+        raise lost from None
+
+
 async def commit_turn(pool: asyncpg.Pool, item: InboxItem, plan: TurnPlan) -> Committed:
-    async with pool.acquire() as conn, conn.transaction():
+    async with turn_transaction(pool) as conn:
         await inbox.lock_conversation(conn, item.conversation_id)
         # Checked again under the lock: a second gateway may have committed an earlier
         # message since, or another handler this very turn.
@@ -67,14 +93,22 @@ async def commit_turn(pool: asyncpg.Pool, item: InboxItem, plan: TurnPlan) -> Co
             return Committed(blocked_by=work.blocked_by)
         if work.reply is not None:
             return Committed(reply=work.reply)
-        await _apply(conn, item, plan)
+        await apply_effects(conn, item, plan)
         if plan.reply is None:
             await inbox.mark_processed(conn, [item.message_id])
             return Committed(processed=True)
         return Committed(reply=await outbound.reserve_reply(conn, plan.reply))
 
 
-async def _apply(conn: asyncpg.Connection, item: InboxItem, plan: TurnPlan) -> None:
+def has_effects(plan: TurnPlan) -> bool:
+    """Whether the turn changes more than its own message (rare: most turns only reply)."""
+    return bool(
+        plan.updates or plan.return_to_bot or plan.flow is not None or plan.handoff is not None
+    )
+
+
+async def apply_effects(conn: asyncpg.Connection, item: InboxItem, plan: TurnPlan) -> None:
+    """The turn's writes besides its reply, in the caller's transaction, under its lock."""
     cid = item.conversation_id
     for u in plan.updates:
         if u.kind == "reaction":

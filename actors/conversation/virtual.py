@@ -10,10 +10,11 @@ whichever path (live, replay, sweeper, another gateway) brought either.
 
 Handling one message: its work state and the gate, read receipt and media download, one
 more counted try, the turn (actors.conversation.turn) committed with the reply's
-reservation in one transaction (actors.conversation.turn_plan), delivery, then the inbox
-row is marked processed and the turn remembered. A message that fails its last try is a
-dead letter (store.dead_letters): the customer gets one holding reply, or a person is
-flagged, and it is never tried again unless an operator asks.
+reservation in one transaction (actors.conversation.turn_plan), which the shard's other
+turns committing at that moment share (actors.conversation.batched_commit), delivery,
+then the inbox row is marked processed and the turn remembered. A message that fails
+its last try is a dead letter (store.dead_letters): the customer gets one holding reply,
+or a person is flagged, and it is never tried again unless an operator asks.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import structlog
 from actors.conversation.context import ConversationContext
 from actors.conversation.mailbox import Mailbox
 from actors.conversation.turn import trace_of
-from actors.conversation.turn_plan import Committed, TurnPlan, commit_turn
+from actors.conversation.turn_plan import Committed, TurnPlan
 from actors.outages import PartUnavailable, is_outage
 from actors.wire import Content, DeliveryRequest
 from config.logs import mask_phone
@@ -308,7 +309,7 @@ class VirtualConversation:
         # Kept until committed: a commit lost to an outage is retried with the same plan,
         # so the LLM is not asked (and billed) again nor another try counted.
         self._unsaved_plan = plan
-        committed = await commit_turn(ctx.pool, item, plan[1])
+        committed = await ctx.store.commit_turn(item, plan[1])
         self._unsaved_plan = None
         if committed.blocked_by is not None:
             await self._wait_for_earlier(item)
