@@ -72,6 +72,8 @@ def main() -> int:
     ap.add_argument("--delay", type=float, default=15)
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--out", default="/tmp/profile_e2e")
+    ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
+    ap.add_argument("--only", default="", help="profile only process kinds containing this")
     ap.add_argument("loadtest", nargs="*")
     args = ap.parse_args()
     out = Path(args.out)
@@ -86,10 +88,13 @@ def main() -> int:
     time.sleep(args.delay)
     targets = _targets(psutil.Process(load.pid))
     spies = []
+    targets = [(k, p) for k, p in targets if args.only in k]
     for i, (kind, pid) in enumerate(targets):
         raw = out / f"{kind.replace(':', '_')}-{pid}-{i}.txt"
         cmd = [str(spy), "record", "-p", str(pid), "-d", str(int(args.seconds)), "-r", "50",
-               "--format", "raw", "--nonblocking", "-o", str(raw)]  # fmt: skip
+               "--format", "raw", "-o", str(raw)]  # fmt: skip
+        # --native needs to pause the process to read its C stack; the default does not.
+        cmd.append("--native" if args.native else "--nonblocking")
         spies.append((kind, raw, subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
                                                    stderr=subprocess.DEVNULL)))  # fmt: skip
     for _, _, p in spies:

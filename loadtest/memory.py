@@ -54,7 +54,7 @@ class TreeMemory:
 
     def summary(self) -> dict[str, Any]:
         """First, peak and last sample, the growth from the first to the last third, and a
-        series of at most 30 points (seconds from the first sample, MB) to see the shape."""
+        series of at most 300 points (seconds from the first sample, MB) to see the shape."""
         if not self.samples:
             return {"start_mb": None, "peak_mb": None, "end_mb": None, "growth_mb": None}
         values = [v for _, v in self.samples]
@@ -67,6 +67,6 @@ class TreeMemory:
             "growth_mb": round(growth / MB, 1),
             "series": [
                 (round(t - self.samples[0][0]), round(v / MB))
-                for t, v in self.samples[:: max(1, len(self.samples) // 30)]
+                for t, v in self.samples[:: max(1, len(self.samples) // 300)]
             ],
         }
