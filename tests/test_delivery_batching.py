@@ -31,7 +31,11 @@ from tests.support import BUSINESS_NUMBER, new_phone, stored_reply
 LONG_REPLY = " ".join(f"Sentence number {n} of a long answer." for n in range(300))
 
 
-_INTROSPECTION = ("WITH RECURSIVE typeinfo_tree", "SELECT current_setting('jit')")
+_INTROSPECTION = (
+    "WITH RECURSIVE typeinfo_tree",
+    "SELECT current_setting('jit')",
+    "SELECT set_config('jit'",
+)
 
 
 class Counts:
