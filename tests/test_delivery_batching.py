@@ -252,3 +252,66 @@ async def test_batch_reads_and_writes_answer_like_their_single_forms(db: asyncpg
         # Made again, the parts are the first caller's, not new ones.
         again = await send_ledger.create_parts_many(conn, [(split, payloads[:1])])
         assert [p.id for p in again[split]] == [p.id for p in starts[split].parts]
+
+
+async def test_an_outage_recording_a_batch_of_sends_is_waited_out_and_each_sent_once(
+    delivery: DeliveryActor,
+    graph: GraphApiFake,
+    db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Meta took every send of the batch, and Postgres was away when they were recorded:
+    # each is recorded once it is back, never left to the unknown-outcome path.
+    phones = [new_phone() for _ in range(10)]
+    replies = [await stored_reply(db, p, "hi", f"to {p}") for p in phones]
+    real_finish = send_ledger.finish_sent_many
+    refused: list[int] = []
+
+    async def finish_after_an_outage(conn: asyncpg.Connection, *args: Any) -> Any:
+        if len(refused) < 2:
+            refused.append(len(args[0]))
+            raise asyncpg.CannotConnectNowError("the database system is starting up")
+        return await real_finish(conn, *args)
+
+    monkeypatch.setattr(send_ledger, "finish_sent_many", finish_after_an_outage)
+    batch = [_request(o, p, f"to {p}") for p, (_, o) in zip(phones, replies, strict=True)]
+    results = await _send(delivery, batch)
+
+    assert all(r.ok for r in results), results
+    assert refused and refused[0] == 10  # the whole batch met the outage together
+    for phone, result in zip(phones, sorted(results, key=lambda r: r.request_id), strict=True):
+        [sent] = graph.messages_to(phone)
+        assert sent.text == f"to {phone}" and result.provider_message_id == sent.wamid
+    rows = await db.fetch(
+        "SELECT state FROM send_parts WHERE message_id = ANY($1::bigint[])",
+        [o for _, o in replies],
+    )
+    assert [r["state"] for r in rows] == ["sent"] * 10
+
+
+async def test_one_replys_bad_row_fails_that_reply_alone_not_its_batch(
+    delivery: DeliveryActor,
+    graph: GraphApiFake,
+    db: asyncpg.Pool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    phones = [new_phone() for _ in range(5)]
+    replies = [await stored_reply(db, p, "hi", f"to {p}") for p in phones]
+    bad = replies[2][1]
+    real_create = send_ledger.create_parts_many
+
+    async def create_refusing_one(conn: asyncpg.Connection, messages: Any, **kw: Any) -> Any:
+        if any(m == bad for m, _ in messages):
+            raise asyncpg.DataError("a value out of range")  # not an outage
+        return await real_create(conn, messages, **kw)
+
+    monkeypatch.setattr(send_ledger, "create_parts_many", create_refusing_one)
+    batch = [_request(o, p, f"to {p}") for p, (_, o) in zip(phones, replies, strict=True)]
+    results = {r.request_id: r for r in await _send(delivery, batch)}
+
+    assert not results[bad].ok and results[bad].retryable
+    assert "out of range" in (results[bad].error_title or "")
+    for phone, (_, o) in zip(phones, replies, strict=True):
+        expected = [] if o == bad else [f"to {phone}"]
+        assert results[o].ok == (o != bad)
+        assert [m.text for m in graph.messages_to(phone)] == expected
