@@ -238,7 +238,7 @@ class DeliveryActor:
             facts = await reply_facts_many(conn, [r.request_id for r in results])
         prefix = self._settings.redis_key_prefix
         metrics = cm.MetricBatch(prefix)
-        events: list[bytes] = []
+        events: list[tuple[str, bytes]] = []
         for result in results:
             reply = facts.get(result.request_id)
             if reply is None:
@@ -250,7 +250,7 @@ class DeliveryActor:
             if result.ok and reply.since_inbound_seconds is not None:
                 metrics.observe(cm.REPLY_LATENCY, reply.since_inbound_seconds)
             events.append(
-                live_events.encode(
+                _event(
                     "message.status",
                     conversation_id=reply.conversation_id,
                     message_id=result.request_id,
@@ -260,7 +260,7 @@ class DeliveryActor:
             if not result.ok and result.error_code == ReEngagementRequired.meta_code:
                 # Said where people look: every gateway's log, and the dashboards.
                 events.append(
-                    live_events.encode(
+                    _event(
                         live_events.REPLY_REFUSED,
                         conversation_id=reply.conversation_id,
                         message_id=result.request_id,
@@ -275,7 +275,21 @@ class DeliveryActor:
             log.debug("delivery_metrics_not_sent", error=repr(exc))
         if events:
             try:
-                await live_events.publish_encoded(redis, prefix, events)
+                await self._publish(redis, prefix, events)
             except Exception as exc:
                 log.debug("live_event_not_published", count=len(events), error=repr(exc))
         return [None] * len(results)
+
+    @staticmethod
+    async def _publish(redis: Redis, prefix: str, events: list[tuple[str, bytes]]) -> None:
+        """The batch's events in one round trip, each where live_events.publish puts it."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for kind, data in events:
+                pipe.publish(live_events.channel(prefix), data)
+                if kind in live_events.NOTICE_KINDS:
+                    pipe.publish(live_events.notices_channel(prefix), data)
+            await pipe.execute()
+
+
+def _event(kind: str, **fields: object) -> tuple[str, bytes]:
+    return kind, live_events.encode(kind, **fields)
