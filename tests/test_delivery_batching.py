@@ -234,7 +234,15 @@ async def test_one_claim_statement_takes_the_earlier_part_and_refuses_the_later(
         assert (await send_ledger.get(conn, two.id)).state == PartState.PENDING  # type: ignore[union-attr]
         # Resolved, the earlier one lets the later go.
         assert await send_ledger.finish_unknown(conn, one.id, "a")
-        assert await send_ledger.claim_many(conn, [(two.id, "b")], 5) == {(two.id, "b")}
+        # Two owners asking for one part in one statement: one of them gets it.
+        [won] = await send_ledger.claim_many(conn, [(two.id, "b"), (two.id, "c")], 5)
+        assert won in {(two.id, "b"), (two.id, "c")}
+        assert (await send_ledger.get(conn, two.id)).owner == won[1]  # type: ignore[union-attr]
+        # ... and one answer from Meta is recorded for it, never two.
+        recorded = await send_ledger.finish_sent_many(
+            conn, [(two.id, won[1], "wamid.ONE"), (two.id, won[1], "wamid.TWO")]
+        )
+        assert len(recorded) == 1
 
 
 async def test_batch_reads_and_writes_answer_like_their_single_forms(db: asyncpg.Pool) -> None:
