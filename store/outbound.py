@@ -128,6 +128,41 @@ async def send_facts(conn: asyncpg.Connection, outbound_id: int) -> SendFacts | 
     return SendFacts(r["status"], r["provider_message_id"], r["last_customer_message_at"])
 
 
+@dataclass(frozen=True, slots=True)
+class SendStart:
+    """What a send of a reply starts from: its parts if made, else its send facts."""
+
+    parts: list[send_ledger.Part]
+    facts: SendFacts
+
+
+async def send_starts(
+    conn: asyncpg.Connection, outbound_ids: Sequence[int]
+) -> dict[int, SendStart]:
+    """`send_ledger.parts_of` and `send_facts` of many replies in one statement; a reply
+    with no messages row is absent."""
+    rows = await conn.fetch(
+        f"""SELECT q.id AS reply_id, m.status AS reply_status,
+                   m.provider_message_id AS reply_wamid, c.last_customer_message_at,
+                   {send_ledger.columns_of("p")}
+            FROM unnest($1::bigint[]) AS q(id)
+            JOIN messages m ON m.id = q.id
+            JOIN conversations c ON c.id = m.conversation_id
+            LEFT JOIN send_parts p ON p.message_id = m.id
+            ORDER BY q.id, p.part""",
+        list(set(outbound_ids)),
+    )
+    starts: dict[int, SendStart] = {}
+    for r in rows:
+        start = starts.get(r["reply_id"])
+        if start is None:
+            facts = SendFacts(r["reply_status"], r["reply_wamid"], r["last_customer_message_at"])
+            start = starts[r["reply_id"]] = SendStart([], facts)
+        if r["id"] is not None:
+            start.parts.append(send_ledger.part_from(r))
+    return starts
+
+
 async def record_template(
     conn: asyncpg.Connection, outbound_id: int, payload: dict[str, Any], text: str
 ) -> None:

@@ -80,7 +80,17 @@ _COLUMNS = """id, message_id, part, content, state, owner, provider_message_id, 
     extract(epoch FROM now() - unknown_since) AS unknown_for"""
 
 
-def _part(r: asyncpg.Record) -> Part:
+# The same columns read through an alias, for joins and UPDATE ... FROM.
+def columns_of(alias: str) -> str:
+    a = alias
+    return f"""{a}.id, {a}.message_id, {a}.part, {a}.content, {a}.state, {a}.owner,
+    {a}.provider_message_id, {a}.error_code, {a}.error_title,
+    extract(epoch FROM {a}.lease_until - now()) AS lease_left,
+    extract(epoch FROM now() - {a}.unknown_since) AS unknown_for"""
+
+
+def part_from(r: asyncpg.Record) -> Part:
+    """A part from a row holding the ledger's columns (as `columns_of` names them)."""
     content = r["content"]
     if isinstance(content, str):
         content = orjson.loads(content)
@@ -103,12 +113,12 @@ async def parts_of(conn: asyncpg.Connection, message_id: int) -> list[Part]:
     rows = await conn.fetch(
         f"SELECT {_COLUMNS} FROM send_parts WHERE message_id = $1 ORDER BY part", message_id
     )
-    return [_part(r) for r in rows]
+    return [part_from(r) for r in rows]
 
 
 async def get(conn: asyncpg.Connection, part_id: int) -> Part | None:
     r = await conn.fetchrow(f"SELECT {_COLUMNS} FROM send_parts WHERE id = $1", part_id)
-    return _part(r) if r is not None else None
+    return part_from(r) if r is not None else None
 
 
 async def create_parts(
@@ -139,6 +149,80 @@ async def create_parts(
     return await parts_of(conn, message_id)
 
 
+async def parts_of_many(
+    conn: asyncpg.Connection, message_ids: Sequence[int]
+) -> dict[int, list[Part]]:
+    """`parts_of` for many messages in one statement; a message with none is absent."""
+    rows = await conn.fetch(
+        f"""SELECT {_COLUMNS} FROM send_parts WHERE message_id = ANY($1::bigint[])
+            ORDER BY message_id, part""",
+        list(message_ids),
+    )
+    found: dict[int, list[Part]] = {}
+    for r in rows:
+        found.setdefault(r["message_id"], []).append(part_from(r))
+    return found
+
+
+async def create_parts_many(
+    conn: asyncpg.Connection,
+    messages: Sequence[tuple[int, Sequence[dict[str, Any]]]],
+    *,
+    states: Sequence[PartState] | None = None,
+) -> dict[int, list[Part]]:
+    """`create_parts` for many messages: one INSERT returning what it made, and a read
+    only of the messages where a part already existed (another creator came first).
+
+    `states[i]` is the state of the parts of `messages[i]` (pending when not given).
+    """
+    if not messages:
+        return {}
+    ids: list[int] = []
+    ords: list[int] = []
+    contents: list[str] = []
+    part_states: list[str] = []
+    wanted: dict[int, int] = {}
+    for i, (message_id, payloads) in enumerate(messages):
+        if message_id in wanted:
+            continue  # asked twice: the first asker's parts are everyone's
+        wanted[message_id] = len(payloads)
+        state = states[i] if states is not None else PartState.PENDING
+        for n, payload in enumerate(payloads, start=1):
+            ids.append(message_id)
+            ords.append(n)
+            contents.append(orjson.dumps(payload).decode())
+            part_states.append(state.value)
+    rows = await conn.fetch(
+        f"""INSERT INTO send_parts AS p (message_id, conversation_id, part, content, state,
+                                         unknown_since, provider_message_id)
+            SELECT m.id, m.conversation_id, c.ord, c.content::jsonb, c.state,
+                   CASE WHEN c.state = 'unknown' THEN m.updated_at END,
+                   CASE WHEN c.state = 'sent' AND c.ord = 1 THEN m.provider_message_id END
+            FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[])
+                     AS c(message_id, ord, content, state)
+            JOIN messages m ON m.id = c.message_id
+            ORDER BY c.message_id, c.ord
+            ON CONFLICT (message_id, part) DO NOTHING
+            RETURNING {columns_of("p")}""",
+        ids,
+        ords,
+        contents,
+        part_states,
+    )
+    made: dict[int, list[Part]] = {}
+    for r in rows:
+        made.setdefault(r["message_id"], []).append(part_from(r))
+    # A part that was already there came back from nobody: read those messages whole,
+    # as `create_parts` would (a missing messages row reads as no parts).
+    partial = [m for m, n in wanted.items() if len(made.get(m, ())) != n]
+    if partial:
+        made.update({m: [] for m in partial})
+        made.update(await parts_of_many(conn, partial))
+    for found in made.values():
+        found.sort(key=lambda p: p.part)
+    return made
+
+
 async def first_open_before(conn: asyncpg.Connection, part_id: int) -> Part | None:
     """The earliest part of the same conversation, before this one, not yet resolved."""
     r = await conn.fetchrow(
@@ -149,7 +233,7 @@ async def first_open_before(conn: asyncpg.Connection, part_id: int) -> Part | No
             ORDER BY e.message_id, e.part LIMIT 1""",
         part_id,
     )
-    return _part(r) if r is not None else None
+    return part_from(r) if r is not None else None
 
 
 async def claim(conn: asyncpg.Connection, part_id: int, owner: str, lease_seconds: float) -> bool:
@@ -174,6 +258,59 @@ async def claim(conn: asyncpg.Connection, part_id: int, owner: str, lease_second
         lease_seconds,
     )
     return claimed is not None
+
+
+async def claim_many(
+    conn: asyncpg.Connection, claims: Sequence[tuple[int, str]], lease_seconds: float
+) -> set[tuple[int, str]]:
+    """`claim` for many (part id, owner) pairs in one statement; return those claimed.
+
+    The order gate reads the statement's snapshot: of two parts of one conversation
+    asked for together, the later sees the earlier still pending and is refused, so one
+    statement never claims past an open part. A part asked for by two owners goes to one.
+    """
+    if not claims:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE send_parts p SET state = 'claimed', owner = c.owner,
+                  lease_until = now() + make_interval(secs => $3), attempts = attempts + 1,
+                  updated_at = now()
+           FROM unnest($1::bigint[], $2::text[]) AS c(id, owner)
+           WHERE p.id = c.id AND p.state = 'pending'
+             AND NOT EXISTS (
+                 SELECT 1 FROM send_parts e
+                 WHERE e.conversation_id = p.conversation_id
+                   AND e.state IN ('pending', 'claimed')
+                   AND (e.message_id, e.part) < (p.message_id, p.part))
+           RETURNING p.id, p.owner, p.message_id""",
+        [c[0] for c in claims],
+        [c[1] for c in claims],
+        lease_seconds,
+    )
+    return {(r["id"], r["owner"]) for r in rows}
+
+
+async def finish_sent_many(
+    conn: asyncpg.Connection, sends: Sequence[tuple[int, str, str]]
+) -> set[tuple[int, str]]:
+    """`finish_sent` for many (part id, owner, wamid) in one statement; return the
+    (part id, wamid) pairs recorded."""
+    if not sends:
+        return set()
+    rows = await conn.fetch(
+        """UPDATE send_parts p SET state = 'sent', provider_message_id = c.wamid, owner = NULL,
+                  lease_until = NULL, updated_at = now()
+           FROM unnest($1::bigint[], $2::text[], $3::text[]) AS c(id, owner, wamid)
+           WHERE p.id = c.id AND p.provider_message_id IS NULL
+             AND ((p.state = 'claimed' AND p.owner = c.owner)
+                  OR p.state IN ('unknown', 'pending'))
+             AND NOT EXISTS (SELECT 1 FROM send_parts o WHERE o.provider_message_id = c.wamid)
+           RETURNING p.id, p.provider_message_id""",
+        [s[0] for s in sends],
+        [s[1] for s in sends],
+        [s[2] for s in sends],
+    )
+    return {(r["id"], r["provider_message_id"]) for r in rows}
 
 
 async def finish_sent(conn: asyncpg.Connection, part_id: int, owner: str, wamid: str) -> bool:

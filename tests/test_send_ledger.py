@@ -546,16 +546,17 @@ async def test_a_send_meta_took_while_postgres_was_away_is_recorded_once_it_is_b
 ) -> None:  # fmt: skip
     phone = new_phone()
     _, outbound_id = await _stored_reply(db, phone, "sent during the outage")
-    real_finish = send_ledger.finish_sent
+    # The sender records sends in batches (actors.delivery.batched_ledger).
+    real_finish = send_ledger.finish_sent_many
     refused: list[int] = []
 
-    async def finish_after_an_outage(conn: asyncpg.Connection, *args: object) -> bool:
+    async def finish_after_an_outage(conn: asyncpg.Connection, *args: object) -> object:
         if len(refused) < 3:
             refused.append(outbound_id)
             raise asyncpg.CannotConnectNowError("the database system is starting up")
         return await real_finish(conn, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(send_ledger, "finish_sent", finish_after_an_outage)
+    monkeypatch.setattr(send_ledger, "finish_sent_many", finish_after_an_outage)
     result = await _sender(db, provider, unknown_wait=8.0).deliver(
         _request(outbound_id, phone, "sent during the outage")
     )

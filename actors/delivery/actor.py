@@ -5,6 +5,8 @@ background sweep turns claims whose owner vanished into unknown outcomes.
 
 After each send it publishes a live event (the dashboards refresh the thread) and adds
 to the cluster metrics in Redis (deliveries by outcome and code, end-to-end latency).
+The replies of a batch share these reports: one read of their facts, one pipeline of
+their metrics and one of their events (actors.delivery.batched_ledger).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import structlog
 from redis.asyncio import Redis
 
 from actors.batching import ready_chunks
+from actors.delivery.batched_ledger import Batched
 from actors.delivery.ledger_send import LedgerSender
 from actors.delivery.media_fetch import MediaFetcher
 from actors.delivery.pacing import SendPacer
@@ -35,7 +38,7 @@ from config.vocabulary import MessageStatus
 from store import cluster_metrics as cm
 from store import live_events, send_ledger
 from store.db import create_pool
-from store.delivery_facts import reply_facts
+from store.delivery_facts import reply_facts_many
 from store.settings_watch import SettingsWatcher
 
 log = structlog.get_logger(__name__)
@@ -81,6 +84,7 @@ class DeliveryActor:
         self._lock = asyncio.Lock()
         self._sender: LedgerSender | None = None
         self._sweeper: asyncio.Future[None] | None = None
+        self._reports: Batched[DeliveryResult, None] | None = None
 
     async def _ready(self) -> tuple[asyncpg.Pool, Provider]:
         async with self._lock:
@@ -223,34 +227,69 @@ class DeliveryActor:
     async def _report(self, pool: asyncpg.Pool, result: DeliveryResult) -> None:
         if self._redis is None:
             return
+        if self._reports is None:
+            self._reports = Batched(lambda results: self._report_batch(pool, results))
+        await self._reports(result)
+
+    async def _report_batch(self, pool: asyncpg.Pool, results: list[DeliveryResult]) -> list[None]:
+        redis = self._redis
+        assert redis is not None
         async with pool.acquire() as conn:
-            facts = await reply_facts(conn, result.request_id)
-        if facts is None:
-            return
-        status = MessageStatus.SENT if result.ok else MessageStatus.FAILED
+            facts = await reply_facts_many(conn, [r.request_id for r in results])
         prefix = self._settings.redis_key_prefix
-        batch = cm.MetricBatch(prefix)
-        batch.count(cm.DELIVERIES, status, str(result.error_code or ""))
-        batch.count(cm.STATUS_TRANSITIONS, MessageStatus.SENDING)
-        batch.count(cm.STATUS_TRANSITIONS, status)
-        if result.ok and facts.since_inbound_seconds is not None:
-            batch.observe(cm.REPLY_LATENCY, facts.since_inbound_seconds)
-        await batch.send(self._redis)
-        await live_events.publish(
-            self._redis,
-            prefix,
-            "message.status",
-            conversation_id=facts.conversation_id,
-            message_id=result.request_id,
-            status=status,
-        )
-        if not result.ok and result.error_code == ReEngagementRequired.meta_code:
-            # Said where people look: every gateway's log, and the dashboards.
-            await live_events.publish(
-                self._redis,
-                prefix,
-                live_events.REPLY_REFUSED,
-                conversation_id=facts.conversation_id,
-                message_id=result.request_id,
-                reason=result.error_title,
+        metrics = cm.MetricBatch(prefix)
+        events: list[tuple[str, bytes]] = []
+        for result in results:
+            reply = facts.get(result.request_id)
+            if reply is None:
+                continue
+            status = MessageStatus.SENT if result.ok else MessageStatus.FAILED
+            metrics.count(cm.DELIVERIES, status, str(result.error_code or ""))
+            metrics.count(cm.STATUS_TRANSITIONS, MessageStatus.SENDING)
+            metrics.count(cm.STATUS_TRANSITIONS, status)
+            if result.ok and reply.since_inbound_seconds is not None:
+                metrics.observe(cm.REPLY_LATENCY, reply.since_inbound_seconds)
+            events.append(
+                _event(
+                    "message.status",
+                    conversation_id=reply.conversation_id,
+                    message_id=result.request_id,
+                    status=status,
+                )
             )
+            if not result.ok and result.error_code == ReEngagementRequired.meta_code:
+                # Said where people look: every gateway's log, and the dashboards.
+                events.append(
+                    _event(
+                        live_events.REPLY_REFUSED,
+                        conversation_id=reply.conversation_id,
+                        message_id=result.request_id,
+                        reason=result.error_title,
+                    )
+                )
+        # Past the read nothing raises: a batch run again reply by reply (Batched does
+        # that for a failure) would count its metrics twice.
+        try:
+            await metrics.send(redis)
+        except Exception as exc:
+            log.debug("delivery_metrics_not_sent", error=repr(exc))
+        if events:
+            try:
+                await self._publish(redis, prefix, events)
+            except Exception as exc:
+                log.debug("live_event_not_published", count=len(events), error=repr(exc))
+        return [None] * len(results)
+
+    @staticmethod
+    async def _publish(redis: Redis, prefix: str, events: list[tuple[str, bytes]]) -> None:
+        """The batch's events in one round trip, each where live_events.publish puts it."""
+        async with redis.pipeline(transaction=False) as pipe:
+            for kind, data in events:
+                pipe.publish(live_events.channel(prefix), data)
+                if kind in live_events.NOTICE_KINDS:
+                    pipe.publish(live_events.notices_channel(prefix), data)
+            await pipe.execute()
+
+
+def _event(kind: str, **fields: object) -> tuple[str, bytes]:
+    return kind, live_events.encode(kind, **fields)

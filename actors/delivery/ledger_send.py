@@ -32,6 +32,7 @@ from typing import Any
 import asyncpg
 import structlog
 
+from actors.delivery.batched_ledger import BatchedLedger
 from actors.delivery.pacing import PacingTimeout, SendPacer
 from actors.delivery.providers import OutboundMessage, Provider
 from actors.delivery.providers.errors import OutcomeUnknown, ReEngagementRequired, SendError
@@ -99,6 +100,8 @@ class LedgerSender:
         self._unknown_wait = unknown_wait_seconds
         # Long enough to see a lapsed lease and an unknown outcome through in one try.
         self._patience = self.lease_seconds + unknown_wait_seconds + LEASE_MARGIN_SECONDS
+        # The common steps of the replies sent at once share their statements.
+        self.batched = BatchedLedger(pool, self.lease_seconds)
 
     async def deliver(self, request: DeliveryRequest) -> DeliveryResult:
         parts = await self._parts(request)
@@ -130,13 +133,12 @@ class LedgerSender:
 
     async def _parts(self, request: DeliveryRequest) -> list[Part] | DeliveryResult:
         """The reply's parts, made on its first try from what the window allows."""
-        async with self._pool.acquire() as conn:
-            parts = await send_ledger.parts_of(conn, request.request_id)
-            if parts:
-                return parts
-            facts = await outbound.send_facts(conn, request.request_id)
-        if facts is None:
+        start = await self.batched.start(request.request_id)
+        if start is None:
             return DeliveryResult(request.request_id, ok=False, error_title="no such reply")
+        if start.parts:
+            return start.parts
+        facts = start.facts
         if facts.status == MessageStatus.FAILED:
             return DeliveryResult(request.request_id, ok=False, error_title="the reply failed")
         content = request.content
@@ -170,8 +172,7 @@ class LedgerSender:
         state = PartState.PENDING
         if facts.status != MessageStatus.PENDING:
             state = PartState.SENT if facts.provider_message_id else PartState.UNKNOWN
-        async with self._pool.acquire() as conn:
-            return await send_ledger.create_parts(conn, request.request_id, payloads, state=state)
+        return await self.batched.create_parts((request.request_id, payloads, state))
 
     async def _send_part(self, request: DeliveryRequest, part: Part, depth: int = 0) -> _Outcome:
         owner = f"{self._owner}:{uuid.uuid4().hex[:8]}"
@@ -239,13 +240,8 @@ class LedgerSender:
                 await self._pacer.wait_turn(request.business_number, request.to)
         except PacingTimeout as exc:
             return _retry_later(str(exc))
-        # One transaction: a claim whose status sync failed (Postgres going away between
-        # the two) is rolled back, never left held by a sender that will not send it.
-        async with self._pool.acquire() as conn, conn.transaction():
-            claimed = await send_ledger.claim(conn, part.id, owner, self.lease_seconds)
-            if claimed:
-                await send_ledger.sync_messages(conn, [part.message_id])
-        if not claimed:
+        # Claimed with its messages row's status in one commit (actors.delivery.batched_ledger).
+        if not await self.batched.claim((part, owner)):
             await asyncio.sleep(POLL_SECONDS)  # the gate is closed, or another owner won
             return None
         content = Content.from_payload(part.content, str(part.content.get("text") or ""))
@@ -278,13 +274,9 @@ class LedgerSender:
         pause = POLL_SECONDS
         while True:
             try:
-                async with self._pool.acquire() as conn:
-                    recorded = await send_ledger.finish_sent(conn, part.id, owner, wamid)
-                    # At once, in this order: a status webhook finds the messages row by
-                    # this id, and MSG91 may have reported on it before we knew its id.
-                    await send_ledger.sync_messages(conn, [part.message_id])
-                    await outbound.apply_held(conn, [wamid])
-                return recorded
+                # With the messages row and any held MSG91 reports, as one batch of the
+                # sends recorded together; an outage fails the batch, and each waits.
+                return await self.batched.record_sent((part, owner, wamid))
             except Exception as exc:
                 if not is_outage(exc) or time.monotonic() + pause > give_up_at:
                     raise
