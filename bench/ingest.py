@@ -1,17 +1,21 @@
-"""Signed-webhook ingest benchmark: the gateway beside a bare aiohttp app, same run, same machine.
+"""Signed-webhook ingest benchmark: the gateway beside a bare aiohttp app and a pywa app, one run.
 
     bench/run_ingest.sh            # installs wrk if missing, then runs this driver
     python bench/ingest.py --help  # the driver alone
 
 What it does:
   1. creates a fresh Postgres database with a random name, applies the migrations;
-  2. starts bench/bare_app.py (reads the body, answers 200) and bench/gateway_app.py (the real
-     gateway with a no-op dispatcher: signature, parse, Postgres group commit, then 200);
-  3. warms both up, then, interleaved, runs wrk (-t2, --latency, bench/webhook.lua) against
-     each at every connection count, --runs times; every gateway request carries a fresh
-     signed body with a unique wamid (bench/make_bodies.py), so each one is a real insert;
+  2. starts bench/bare_app.py (reads the body, answers 200), bench/gateway_app.py (the real
+     gateway with a no-op dispatcher: signature, parse, Postgres group commit, then 200) and,
+     unless --no-pywa, bench/pywa_app.py (pywa + FastAPI + uvicorn: pywa checks the
+     signature and parses each update into its types; nothing is stored);
+  3. warms them up, then, interleaved, runs wrk (-t2, --latency, bench/webhook.lua) against
+     each at every connection count, --runs times; every gateway and pywa request carries a
+     fresh signed body with a unique wamid (bench/make_bodies.py), so each one is a real
+     insert for the gateway and never a duplicate pywa would skip unparsed;
   4. after each gateway run checks in Postgres that every 2xx answer is a stored message,
-     and reads the gateway's /metrics (commit batch sizes);
+     and reads the gateway's /metrics (commit batch sizes); after each pywa run checks that
+     pywa's message handler got a parsed `types.Message` for every 2xx answer;
   5. optionally profiles one extra gateway run with py-spy (where the CPU goes);
   6. prints a markdown table (medians over the runs) and writes everything to
      bench/results/<UTC time>/ (results.json, summary.md, raw wrk output, server logs);
@@ -25,6 +29,10 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import hashlib
+import hmac
+import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -45,12 +53,13 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.make_bodies import SECRET, append_records, phone_pool  # noqa: E402
+from bench.make_bodies import SECRET, append_records, phone_pool, record  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 
 WEBHOOK_PATH = "/api/webhooks/whatsapp-business"
@@ -84,6 +93,12 @@ def machine_info() -> dict[str, Any]:
     import aiohttp
     import pydantic
 
+    def version(dist: str) -> str:
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
     return {
         "date": _run_text(["date"]),
         "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -97,6 +112,11 @@ def machine_info() -> dict[str, Any]:
         "aiohttp": aiohttp.__version__,
         "asyncpg": asyncpg.__version__,
         "pydantic": pydantic.__version__,
+        "pywa": version("pywa"),
+        "fastapi": version("fastapi"),
+        "uvicorn": version("uvicorn"),
+        "uvloop": version("uvloop"),
+        "httptools": version("httptools"),
         "git_commit": _run_text(["git", "rev-parse", "--short", "HEAD"]),
         "git_dirty": bool(_run_text(["git", "status", "--porcelain", "--untracked-files=no"])),
     }
@@ -244,23 +264,57 @@ def start_server(name: str, args: list[str], out_dir: Path) -> Server:
 # --------------------------------------------------------------------------- bodies
 
 
-class BodyPool:
-    """The file of signed bodies; gateway runs take fresh, never-sent records from it."""
+def append_bsuid_records(
+    path: Path, start: int, count: int, *, tag: str, phones: list[str], secret: str = SECRET
+) -> int:
+    """Records as bench/make_bodies.py writes them, plus the sender's business-scoped user id.
 
-    def __init__(self, path: Path, threads: int) -> None:
+    pywa 4.5 builds its `User` from `contacts[0].user_id` (BSUID, which Meta's webhooks now
+    carry) and fails on a contact without one, so pywa's bodies carry it; otherwise they are
+    the gateway's messages byte for byte, re-signed.
+    """
+    timestamp = str(int(time.time()))
+    width = 0
+    with path.open("ab") as out:
+        chunk: list[bytes] = []
+        for i in range(start, start + count):
+            line = record(i, tag=tag, phones=phones, secret=secret, timestamp=timestamp)
+            payload = orjson.loads(line.split(b" ", 1)[1])
+            contact = payload["entry"][0]["changes"][0]["value"]["contacts"][0]
+            contact["user_id"] = f"DE.{int(contact['wa_id']):020d}"  # one per customer, fixed width
+            body = orjson.dumps(payload)
+            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            line = b"sha256=" + digest.encode() + b" " + body + b"\n"
+            if width == 0:
+                width = len(line)
+            elif len(line) != width:
+                raise ValueError(f"record {i} is {len(line)} bytes, not {width}")
+            chunk.append(line)
+            if len(chunk) >= 10_000:
+                out.write(b"".join(chunk))
+                chunk.clear()
+        out.write(b"".join(chunk))
+    return width
+
+
+class BodyPool:
+    """A file of signed bodies; gateway and pywa runs take fresh, never-sent records from it."""
+
+    def __init__(self, path: Path, threads: int, *, bsuid: bool = False) -> None:
         self.path = path
         self.threads = threads
         self.size = 0
         self.next_fresh = 0
         self.tag = f"{random.getrandbits(32):08x}"
         self.phones = phone_pool(10_000, seed=1)
+        self.append = append_bsuid_records if bsuid else append_records
 
     def ensure(self, fresh: int) -> None:
         stride = self.threads * BLOCK
         want = self.next_fresh + -(-fresh // stride) * stride
         if want > self.size:
             extra = -(-(want - self.size) // stride) * stride
-            append_records(self.path, self.size, extra, tag=self.tag, phones=self.phones)
+            self.append(self.path, self.size, extra, tag=self.tag, phones=self.phones)
             self.size += extra
 
     def consumed(self, max_blocks: int) -> None:
@@ -368,6 +422,24 @@ def settle(dsn: str, within: float = 30.0) -> int:
     return last
 
 
+def parsed_count(server: Server) -> int:
+    """Messages pywa's handler has received as parsed `types.Message` (bench/pywa_app.py)."""
+    return int(json.loads(server.get("/bench/parsed"))["messages"])
+
+
+def settle_parsed(server: Server, within: float = 30.0) -> int:
+    """pywa parses after answering (a background task): wait until its count stops moving."""
+    deadline = time.monotonic() + within
+    last = parsed_count(server)
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = parsed_count(server)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
 def batch_histogram(before: dict[str, float], after: dict[str, float]) -> dict[str, Any]:
     def delta(key: str) -> float:
         return after.get(key, 0.0) - before.get(key, 0.0)
@@ -446,7 +518,7 @@ def ms(us: float) -> float:
 def summarise(runs: list[dict[str, Any]], conns: list[int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c in conns:
-        for target in ("bare", "gateway"):
+        for target in ("bare", "gateway", "pywa"):
             rows = [r for r in runs if r["target"] == target and r["connections"] == c]
             if not rows:
                 continue
@@ -473,34 +545,45 @@ def markdown(
     summary: dict[str, Any],
     profile: list[tuple[str, float]],
 ) -> str:
+    with_pywa = any(r["target"] == "pywa" for r in runs)
     lines = [
         f"Run {info['date_utc']} (`{info['date']}`), commit {info['git_commit']}"
         + (" + uncommitted changes" if info["git_dirty"] else ""),
         f"Machine: {info['nproc']} CPUs ({info['cpu_model']}), {info['ram_gib']} GiB RAM, "
         f"{info['os']}, kernel {info['kernel']}; "
         f"Python {info['python']}, aiohttp {info['aiohttp']}, "
-        f"asyncpg {info['asyncpg']}; {info['postgres']}; load generator: {info['loadgen']}",
+        f"asyncpg {info['asyncpg']}; {info['postgres']}; load generator: {info['loadgen']}"
+        + (
+            f"; pywa {info['pywa']} ({'sync' if args.pywa_sync else 'async'} client), "
+            f"FastAPI {info['fastapi']}, uvicorn {info['uvicorn']} "
+            f"(uvloop {info['uvloop']}, httptools {info['httptools']})"
+            if with_pywa
+            else ""
+        ),
         f"Each cell: {args.runs} runs of {args.duration:g} s, `-t{args.threads}`, "
         f"`--timeout {args.timeout:g}s`; "
         "median requests/s (min-max), median p50, median p99 (worst p99).",
         "",
         "| connections | app | requests/s median (min-max) | p50 ms | p99 ms (worst) "
-        "| non-2xx | socket errors | gateway/bare requests/s |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|",
+        "| non-2xx | socket errors | gateway/bare requests/s |"
+        + (" gateway/pywa requests/s |" if with_pywa else ""),
+        "|---:|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_pywa else ""),
     ]
     for c in args.connections:
-        bare, gw = summary.get(f"bare-{c}"), summary.get(f"gateway-{c}")
-        for name, s in (("bare aiohttp", bare), ("gateway", gw)):
+        bare, gw, pw = (summary.get(f"{t}-{c}") for t in ("bare", "gateway", "pywa"))
+        for name, s in (("bare aiohttp", bare), ("gateway", gw), ("pywa + FastAPI + uvicorn", pw)):
             if s is None:
                 continue
-            ratio = ""
+            ratio = vs_pywa = ""
             if name == "gateway" and bare:
                 ratio = f"**{s['rps_median'] / bare['rps_median']:.2f}**"
+            if name == "gateway" and pw:
+                vs_pywa = f"**{s['rps_median'] / pw['rps_median']:.2f}**"
             lines.append(
                 f"| {c} | {name} | {s['rps_median']:,} ({s['rps_min']:,}-{s['rps_max']:,}) | "
                 f"{s['p50_ms_median']} | {s['p99_ms_median']} ({s['p99_ms_max']}) | "
                 f"{s['non2xx']} | "
-                f"{s['socket_errors']} | {ratio} |"
+                f"{s['socket_errors']} | {ratio} |" + (f" {vs_pywa} |" if with_pywa else "")
             )
     lines += [
         "",
@@ -508,7 +591,8 @@ def markdown(
         "process / all postgres processes / the load generator / the rest (kernel softirqs of "
         "loopback TCP, anything else running) = whole machine.",
         "",
-        "| run | connections | app | requests/s | p50 ms | p99 ms | 2xx | stored in Postgres "
+        "| run | connections | app | requests/s | p50 ms | p99 ms | 2xx "
+        "| stored in Postgres (gateway) / parsed (pywa) "
         "| mean commit batch | commits/s | CPU server + pg + loadgen + rest = machine |",
         "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
@@ -519,6 +603,8 @@ def markdown(
             stored = f"{r['stored_delta']:,}"
             batch = str(r["metrics"]["mean_batch"])
             commits = f"{r['metrics']['commits'] / (r['duration_us'] / 1e6):.0f}"
+        elif r["target"] == "pywa":
+            stored = f"{r['parsed_delta']:,}"
         lines.append(
             f"| {r['run']} | {r['connections']} | {r['target']} | {r['rps']:,.0f} | "
             f"{ms(r['latency_us']['p50'])} | {ms(r['latency_us']['p99'])} | {r['lua']['ok']:,} | "
@@ -539,6 +625,19 @@ def markdown(
         f"duplicates answered: {sum(r['lua']['dup'] for r in checks)}, "
         f"body reuse (wraps): {sum(r['lua']['wraps'] for r in checks)}.",
     ]
+    pywa_runs = [r for r in runs if r["target"] == "pywa"]
+    if pywa_runs:
+        answered = sum(r["lua"]["ok"] for r in pywa_runs)
+        parsed = sum(r["parsed_delta"] for r in pywa_runs)
+        lines += [
+            "",
+            f"pywa parse check: {'PASS' if all(r['check_ok'] for r in pywa_runs) else 'FAIL'}: "
+            f"{answered:,} requests answered 2xx after pywa's signature check, {parsed:,} "
+            "updates reached the message handler as a parsed `types.Message` (pywa parses "
+            "after answering; the difference were in flight when the load generator stopped); "
+            f"non-2xx: {sum(r['lua']['non2xx'] for r in pywa_runs)}, "
+            f"body reuse (wraps): {sum(r['lua']['wraps'] for r in pywa_runs)}.",
+        ]
     if profile:
         lines += [
             "",
@@ -580,7 +679,25 @@ def main() -> int:
         help="py-spy an extra gateway run (skipped if py-spy is missing)",
     )
     parser.add_argument("--profile-seconds", type=float, default=8.0)
+    parser.add_argument(
+        "--pywa",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the pywa + FastAPI + uvicorn app (bench/pywa_app.py) beside the other two",
+    )
+    parser.add_argument(
+        "--pywa-sync",
+        action="store_true",
+        help="pywa's sync client (handlers in a thread pool) instead of pywa_async",
+    )
     args = parser.parse_args()
+    if args.pywa and not all(
+        importlib.util.find_spec(m) for m in ("pywa", "pywa_async", "fastapi", "uvicorn")
+    ):
+        parser.error(
+            "pywa, fastapi or uvicorn is not installed: `pip install -e '.[bench]'`, "
+            "or leave the pywa app out with --no-pywa"
+        )
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = max(soft, min(hard, 65536)) if hard != resource.RLIM_INFINITY else max(soft, 65536)
@@ -611,6 +728,7 @@ def main() -> int:
     (out_dir / "raw").mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="wa-bench-"))
     pool = BodyPool(tmp / "bodies.txt", args.threads)
+    pywa_pool = BodyPool(tmp / "bodies-bsuid.txt", args.threads, bsuid=True)
 
     db_name = f"bench_{random.getrandbits(40):010x}"
     admin = args.pg
@@ -658,18 +776,34 @@ def main() -> int:
             out_dir,
         )
         servers.append(gateway)
-        gateway_rate = 5_000.0  # a first guess, replaced by what the warm-up measures
+        pywa: Server | None = None
+        if args.pywa:
+            pywa_pool.ensure(60_000)
+            pywa = start_server(
+                "pywa",
+                [str(BENCH / "pywa_app.py"), "--secret", SECRET]
+                + (["--sync"] if args.pywa_sync else []),
+                out_dir,
+            )
+            servers.append(pywa)
+        targets = [s for s in (bare, gateway, pywa) if s is not None]
+        # First guesses of each fresh-body server's rate, raised to what the runs measure.
+        rates = {"gateway": 5_000.0, "pywa": 5_000.0}
 
         def one(server: Server, conns: int, seconds: float, label: str) -> dict[str, Any]:
-            nonlocal gateway_rate
             is_gw = server is gateway
-            if is_gw:
-                pool.ensure(int(max(gateway_rate, 1000) * seconds * 2.5) + conns * 2)
-                start, count = pool.next_fresh, pool.size - pool.next_fresh
-                before_rows = asyncio.run(count_messages(dsn))
-                before_metrics = scrape(server)
+            is_pywa = server is pywa
+            body_pool = pywa_pool if is_pywa else pool
+            if is_gw or is_pywa:
+                body_pool.ensure(int(max(rates[server.name], 1000) * seconds * 2.5) + conns * 2)
+                start, count = body_pool.next_fresh, body_pool.size - body_pool.next_fresh
             else:
                 start, count = 0, pool.size
+            if is_gw:
+                before_rows = asyncio.run(count_messages(dsn))
+                before_metrics = scrape(server)
+            if is_pywa:
+                before_parsed = parsed_count(server)
             idle_before = wait_quiet()
             cpu0 = CpuSample.take(server.proc.pid)
             result = run_load(
@@ -679,7 +813,7 @@ def main() -> int:
                 connections=conns,
                 duration=seconds,
                 timeout=args.timeout,
-                pool=pool,
+                pool=body_pool,
                 start=start,
                 count=count,
                 raw_out=out_dir / "raw" / f"{label}.txt",
@@ -701,15 +835,27 @@ def main() -> int:
                     and lua["non2xx"] == 0
                     and lua["ok"] == lua["stored"]
                 )
-                gateway_rate = max(gateway_rate, result["rps"])
+                rates["gateway"] = max(rates["gateway"], result["rps"])
+            if is_pywa:
+                pywa_pool.consumed(result["lua"]["max_blocks"])
+                parsed = settle_parsed(server) - before_parsed
+                lua = result["lua"]
+                result["parsed_delta"] = parsed
+                # pywa answers before it parses: every 2xx must still reach the handler as a
+                # parsed Message; more may, the requests in flight at the end. A reused body
+                # would be skipped as a duplicate, unparsed, and flatter pywa: none may be.
+                result["check_ok"] = (
+                    lua["ok"] <= parsed <= lua["sent"] and lua["wraps"] == 0 and lua["non2xx"] == 0
+                )
+                rates["pywa"] = max(rates["pywa"], result["rps"])
             return result
 
         print(f"warm-up {args.warmup:g} s each ...", flush=True)
-        for server in (bare, gateway):
+        for server in targets:
             one(server, args.connections[0], args.warmup, f"warmup-{server.name}")
         for run in range(1, args.runs + 1):
             for conns in args.connections:
-                for server in (bare, gateway):
+                for server in targets:
                     time.sleep(args.pause)
                     label = f"{server.name}-c{conns}-run{run}"
                     r = one(server, conns, args.duration, label)
@@ -720,6 +866,11 @@ def main() -> int:
                         extra = (
                             f"  stored {r['stored_delta']} / 2xx {r['lua']['ok']}  "
                             f"batch {r['metrics']['mean_batch']}  check "
+                            f"{'ok' if r['check_ok'] else 'FAILED'}"
+                        )
+                    elif server is pywa:
+                        extra = (
+                            f"  parsed {r['parsed_delta']} / 2xx {r['lua']['ok']}  check "
                             f"{'ok' if r['check_ok'] else 'FAILED'}"
                         )
                     print(
@@ -803,7 +954,7 @@ def main() -> int:
     print(f"\n---- paste into BENCHMARKS.md ({time.monotonic() - started:.0f} s) ----\n")
     print(md)
     print(f"results: {out_dir}")
-    return 0 if all(r["check_ok"] for r in runs if r["target"] == "gateway") else 1
+    return 0 if all(r["check_ok"] for r in runs if r["target"] in ("gateway", "pywa")) else 1
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The one command behind BENCHMARKS.md: signed-webhook ingest, gateway beside a bare aiohttp app.
+# The one command behind BENCHMARKS.md: signed-webhook ingest, gateway beside a bare aiohttp app
+# and a pywa + FastAPI + uvicorn app (bench/pywa_app.py; --no-pywa leaves it out).
 #
-#   bench/run_ingest.sh                    # 3 runs x 10 s at 100 and 1000 connections (~3-4 min)
+#   bench/run_ingest.sh                    # 3 runs x 10 s at 100 and 1000 connections (~5 min)
 #   bench/run_ingest.sh --runs 1 --duration 5
 #   BENCH_PG_DSN=postgresql://user@host:5432/postgres bench/run_ingest.sh
 #
 # Needs a Postgres server the current user may CREATE DATABASE on (default: trust auth,
-# postgres@127.0.0.1:5432) and the project's virtualenv (.venv, or $PYTHON).
+# postgres@127.0.0.1:5432) and the project's virtualenv (.venv, or $PYTHON) with the [bench]
+# extra installed (pip install -e '.[bench]': pywa, FastAPI, uvicorn, py-spy).
 # Installs wrk with apt-get when it is missing; without apt it falls back to a Python load
 # generator (bench/pyload.py), noted in the output. Results land in bench/results/.
 set -euo pipefail
