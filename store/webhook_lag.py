@@ -42,3 +42,11 @@ async def current(redis: Redis | None, prefix: str) -> float:
     except Exception as exc:
         log.debug("webhook_lag_unread", error=repr(exc))
         return 0.0
+
+
+async def unknown_send_wait(redis: Redis | None, prefix: str, base: float, bound: float) -> float:
+    """How long an unknown outcome waits for its status webhook before it goes again:
+    `base` (UNKNOWN_SEND_WAIT_SECONDS), or twice the statuses' current lag if that is
+    longer, but never past `bound` (UNKNOWN_SEND_WAIT_MAX_SECONDS)."""
+    lag = await current(redis, prefix)
+    return min(max(base, 2 * lag), max(base, bound))

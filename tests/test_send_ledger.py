@@ -32,7 +32,7 @@ from config import Settings
 from fakes.graph_api import GraphApiFake
 from fakes.server import FakeServer
 from gateway.app import WEBHOOK_PATH
-from store import send_ledger
+from store import send_ledger, webhook_lag
 from store.records import InboxItem
 from store.send_ledger import PartState
 from tests.conftest import APP_SECRET, GRAPH_TOKEN
@@ -565,3 +565,82 @@ async def test_a_send_meta_took_while_postgres_was_away_is_recorded_once_it_is_b
     assert result.provider_message_id == sent.wamid
     # Recorded as sent with Meta's id, never left to the unknown-outcome wait.
     assert await _states(db, outbound_id) == [PartState.SENT]
+
+
+# -- an unknown outcome while status webhooks arrive late ------------------------------
+
+
+async def _sent_unknown(
+    db: asyncpg.Pool, graph: GraphApiFake, provider: CloudApiProvider, phone: str
+) -> tuple[int, str]:
+    """A reply Meta took whose answer was lost: its part is `unknown`, the fake has it."""
+    _, outbound_id = await _stored_reply(db, phone, "taken, answer lost")
+    async with db.acquire() as conn:
+        [part] = await send_ledger.create_parts(conn, outbound_id, await _payloads("x"))
+        assert await send_ledger.claim(conn, part.id, "gone-owner", 30.0)
+    message = OutboundMessage(
+        BUSINESS_NUMBER, phone, Content.plain("taken, answer lost"),
+        send_ledger.callback_data(outbound_id, 1),
+    )  # fmt: skip
+    wamid = await provider.send(message)
+    async with db.acquire() as conn:
+        assert await send_ledger.finish_unknown(conn, part.id, "gone-owner")
+    return outbound_id, wamid
+
+
+async def test_while_status_webhooks_lag_an_unknown_send_waits_for_its_webhook_not_resent(
+    webhooks: WebhookClient,
+    graph: GraphApiFake,
+    provider: CloudApiProvider,
+    db: asyncpg.Pool,
+    redis: Redis,
+    redis_prefix: str,
+) -> None:
+    base_wait = 1.0
+
+    def sender(prefix: str) -> LedgerSender:
+        async def wait() -> float:
+            return await webhook_lag.unknown_send_wait(redis, prefix, base_wait, 600.0)
+
+        return LedgerSender(
+            db, provider, None, _no_template, owner="test-sender", call_seconds=10.0,
+            unknown_wait_seconds=base_wait, unknown_wait=wait,
+        )  # fmt: skip
+
+    # Without lag the configured wait stands: the lost answer is sent again after it.
+    control = new_phone()
+    control_id, _ = await _sent_unknown(db, graph, provider, control)
+    quiet = sender(f"wa-test-nolag-{uuid.uuid4().hex[:6]}:")
+    assert (await quiet.deliver(_request(control_id, control, "taken, answer lost"))).ok
+    assert len(graph.messages_to(control)) == 2  # the duplicate this test is about
+
+    # The gateway stores a status Meta stamped 60 s ago: webhooks arrive a minute late.
+    late = {
+        "id": f"wamid.other-{uuid.uuid4().hex}", "status": "delivered",
+        "timestamp": str(int(time.time()) - 60), "recipient_id": new_phone(),
+    }  # fmt: skip
+    assert (await webhooks.post(envelope(statuses=[late]))).status_code == 200
+
+    async def lagging() -> bool:
+        return await webhook_lag.current(redis, redis_prefix) >= 59
+
+    await eventually(lagging)
+    phone = new_phone()
+    outbound_id, wamid = await _sent_unknown(db, graph, provider, phone)
+    delivery = asyncio.create_task(
+        sender(redis_prefix).deliver(_request(outbound_id, phone, "taken, answer lost"))
+    )
+    await asyncio.sleep(base_wait + 3)
+    # Well past the configured wait: still waiting for the webhook, nothing sent again.
+    assert not delivery.done()
+    assert await _states(db, outbound_id) == [PartState.UNKNOWN]
+    assert len(graph.messages_to(phone)) == 1
+    # The held-up "sent" webhook arrives: the part is known sent, and it stays one message.
+    status = {
+        "id": wamid, "status": "sent", "timestamp": str(int(time.time()) - 5),
+        "recipient_id": phone, "biz_opaque_callback_data": send_ledger.callback_data(outbound_id, 1),
+    }  # fmt: skip
+    assert (await webhooks.post(envelope(statuses=[status]))).status_code == 200
+    result = await asyncio.wait_for(delivery, 10)
+    assert result.ok and result.provider_message_id == wamid
+    assert len(graph.messages_to(phone)) == 1

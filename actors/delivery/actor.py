@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import time
 from collections.abc import AsyncIterator
 from functools import cached_property
 
@@ -36,7 +37,7 @@ from config import Settings
 from config.logs import configure_logging
 from config.vocabulary import MessageStatus
 from store import cluster_metrics as cm
-from store import live_events, send_ledger
+from store import live_events, send_ledger, webhook_lag
 from store.db import create_pool
 from store.delivery_facts import reply_facts_many
 from store.settings_watch import SettingsWatcher
@@ -45,6 +46,8 @@ log = structlog.get_logger(__name__)
 
 # A part's call budget is at least this, whatever the per-request timeout.
 MIN_CALL_SECONDS = 30.0
+# The status webhooks' lag is read from Redis at most this often.
+LAG_READ_SECONDS = 1.0
 
 
 class DeliveryActor:
@@ -84,6 +87,8 @@ class DeliveryActor:
         self._lock = asyncio.Lock()
         self._sender: LedgerSender | None = None
         self._sweeper: asyncio.Future[None] | None = None
+        self._wait = settings.unknown_send_wait_seconds
+        self._wait_read_at = -LAG_READ_SECONDS
         self._reports: Batched[DeliveryResult, None] | None = None
 
     async def _ready(self) -> tuple[asyncpg.Pool, Provider]:
@@ -171,6 +176,7 @@ class DeliveryActor:
                 # The provider's deadline for one part, its retries included.
                 call_seconds=max(3 * s.delivery_timeout_seconds, MIN_CALL_SECONDS),
                 unknown_wait_seconds=s.unknown_send_wait_seconds,
+                unknown_wait=self._unknown_wait,
             )
             self._sweeper = asyncio.ensure_future(self._sweep_leases(pool, self._sender))
         return self._sender
@@ -215,6 +221,22 @@ class DeliveryActor:
                     log.info("send_leases_expired", messages=len(expired))
             except Exception as exc:
                 log.warning("send_lease_sweep_failed", error=repr(exc))
+
+    async def _unknown_wait(self) -> float:
+        """The unknown-outcome wait, longer while status webhooks reach the gateways late,
+        so that a webhook held up in a backlog (ours, or Meta's retries) is not taken for
+        a send Meta never got (store.webhook_lag). Read at most once a second."""
+        s = self._settings
+        now = time.monotonic()
+        if now - self._wait_read_at > LAG_READ_SECONDS:
+            self._wait = await webhook_lag.unknown_send_wait(
+                self._redis,
+                s.redis_key_prefix,
+                s.unknown_send_wait_seconds,
+                s.unknown_send_wait_max_seconds,
+            )
+            self._wait_read_at = now
+        return self._wait
 
     async def _window_template(self) -> WindowTemplate | None:
         """The operator's template for a closed window, else the configured one."""

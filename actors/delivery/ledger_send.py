@@ -89,6 +89,7 @@ class LedgerSender:
         owner: str,
         call_seconds: float,
         unknown_wait_seconds: float,
+        unknown_wait: Callable[[], Awaitable[float]] | None = None,
     ) -> None:
         self._pool = pool
         self._provider = provider
@@ -97,11 +98,18 @@ class LedgerSender:
         self._owner = owner
         self._call_seconds = call_seconds
         self.lease_seconds = call_seconds + LEASE_MARGIN_SECONDS
-        self._unknown_wait = unknown_wait_seconds
+        self._unknown_wait_seconds = unknown_wait_seconds
+        # The wait now, when it follows how late status webhooks arrive (store.webhook_lag).
+        self._current_unknown_wait = unknown_wait
         # Long enough to see a lapsed lease and an unknown outcome through in one try.
         self._patience = self.lease_seconds + unknown_wait_seconds + LEASE_MARGIN_SECONDS
         # The common steps of the replies sent at once share their statements.
         self.batched = BatchedLedger(pool, self.lease_seconds)
+
+    async def _unknown_wait(self) -> float:
+        if self._current_unknown_wait is None:
+            return self._unknown_wait_seconds
+        return await self._current_unknown_wait()
 
     async def deliver(self, request: DeliveryRequest) -> DeliveryResult:
         parts = await self._parts(request)
@@ -192,7 +200,7 @@ class LedgerSender:
                         await send_ledger.expire_leases(conn, part.id)
                         continue
                     if read.state == PartState.UNKNOWN and await send_ledger.reopen(
-                        conn, part.id, self._unknown_wait
+                        conn, part.id, await self._unknown_wait()
                     ):
                         log.info("send_outcome_unknown_resending", part_id=part.id)
                         continue
