@@ -638,7 +638,8 @@ async def test_while_status_webhooks_lag_an_unknown_send_waits_for_its_webhook_n
     # The held-up "sent" webhook arrives: the part is known sent, and it stays one message.
     status = {
         "id": wamid, "status": "sent", "timestamp": str(int(time.time()) - 5),
-        "recipient_id": phone, "biz_opaque_callback_data": send_ledger.callback_data(outbound_id, 1),
+        "recipient_id": phone,
+        "biz_opaque_callback_data": send_ledger.callback_data(outbound_id, 1),
     }  # fmt: skip
     assert (await webhooks.post(envelope(statuses=[status]))).status_code == 200
     result = await asyncio.wait_for(delivery, 10)
