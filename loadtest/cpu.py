@@ -73,3 +73,49 @@ class TreeCpu:
 
     def process_count(self) -> int:
         return len(self._sample())
+
+
+class MachineCpu:
+    """The rest of the machine over the same window: the load generator (this process,
+    with the Graph and OpenRouter fakes in it), Postgres and Redis, and the whole machine.
+
+    Not the service's figure, but what the service shares its cores with: on one machine
+    the replies per second are bounded by all of it.
+    """
+
+    def __init__(self) -> None:
+        self._own = psutil.Process()
+        self._start: dict[str, float] = {}
+
+    def _servers(self) -> dict[str, float]:
+        totals = {"postgres": 0.0, "redis": 0.0}
+        for process in psutil.process_iter(["name", "cpu_times"]):
+            name = str(process.info.get("name") or "")
+            times = process.info.get("cpu_times")
+            if times is None:
+                continue
+            kind = "postgres" if name.startswith("postgres") else (
+                "redis" if name.startswith("redis") else None
+            )  # fmt: skip
+            if kind is not None:
+                totals[kind] += times.user + times.system
+        return totals
+
+    def _sample(self) -> dict[str, float]:
+        own = self._own.cpu_times()
+        machine = psutil.cpu_times()
+        busy = machine.user + machine.system + getattr(machine, "softirq", 0.0) + getattr(
+            machine, "irq", 0.0
+        )
+        return {
+            "load generator and fakes": own.user + own.system,
+            **self._servers(),
+            "machine, all processes": busy,
+        }
+
+    def start(self) -> None:
+        self._start = self._sample()
+
+    def seconds_since_start(self) -> dict[str, float]:
+        now = self._sample()
+        return {k: round(max(0.0, v - self._start.get(k, 0.0)), 2) for k, v in now.items()}

@@ -37,6 +37,7 @@ def build(
     service_processes: int | None,
     memory: dict[str, Any] | None = None,
     cpu_by_process: dict[str, float] | None = None,
+    cpu_beside: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     return {
         "run": run,
@@ -69,6 +70,13 @@ def build(
             "service_processes": service_processes,
             # Where the CPU went, by process kind, in seconds over the steady window.
             "by_process": cpu_by_process,
+            # What shares the machine, over the same window, and its CPU ms per reply.
+            "beside": cpu_beside,
+            "beside_ms_per_reply": (
+                {k: round(v * 1000 / steady_replies, 2) for k, v in cpu_beside.items()}
+                if cpu_beside and steady_replies
+                else None
+            ),
         },
         # Resident memory of the service's processes from the steady window to the end.
         "memory": memory,
@@ -106,6 +114,7 @@ def markdown(report: dict[str, Any]) -> str:
         ("reply latency p50 / p95 / p99 / max", _latencies(e2e)),
         ("errors", ", ".join(f"{k}: {v}" for k, v in report["errors"].items()) or "none"),
         ("service CPU per reply", f"{cpu['ms_per_reply']} ms" if cpu["ms_per_reply"] else "n/a"),
+        ("beside it, CPU per reply", _beside(cpu.get("beside_ms_per_reply"))),
         ("service memory start / peak / end (growth)", _memory(report.get("memory"))),
         ("lost / duplicated / reordered", (
             f"{c['lost'] + c['unstored']} / {c['duplicated']} / {c['reordered']}"
@@ -115,6 +124,12 @@ def markdown(report: dict[str, Any]) -> str:
     lines = ["| measure | value |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     return "\n".join(lines) + "\n"
+
+
+def _beside(per_reply: dict[str, float] | None) -> str:
+    if not per_reply:
+        return "n/a"
+    return ", ".join(f"{name} {ms} ms" for name, ms in per_reply.items())
 
 
 def _memory(mem: dict[str, Any] | None) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtest import report as reports
-from loadtest.cpu import TreeCpu
+from loadtest.cpu import MachineCpu, TreeCpu
 from loadtest.customers import Crowd, Target
 from loadtest.memory import TreeMemory
 from loadtest.options import LoadOptions
@@ -110,6 +110,8 @@ async def _load(
     loading = asyncio.create_task(crowd.run(stop_at))
     await asyncio.sleep(max(0.0, steady_from - time.monotonic()))
     memory = TreeMemory(pid) if pid is not None else None
+    machine = MachineCpu()
+    machine.start()
     if cpu is not None:
         cpu.start()
     if memory is not None:
@@ -120,6 +122,7 @@ async def _load(
     steady = time.monotonic() - steady_from
     cpu_seconds = cpu.seconds_since_start() if cpu is not None else None
     cpu_by_process = cpu.seconds_by_process() if cpu is not None else None
+    beside = machine.seconds_since_start()
     processes = cpu.process_count() if cpu is not None else None
     steady_replies = stats.replies_between(steady_from, stop_at)
     steady_acked = stats.acked - acked_before
@@ -145,7 +148,7 @@ async def _load(
         steady_replies=steady_replies, steady_acked=steady_acked,
         cpu_seconds=cpu_seconds, service_processes=processes,
         memory=memory.summary() if memory is not None else None,
-        cpu_by_process=cpu_by_process,
+        cpu_by_process=cpu_by_process, cpu_beside=beside,
     )  # fmt: skip
     if fault_ended is not None:
         # Recovered once everything written before the fault ended has been answered.
