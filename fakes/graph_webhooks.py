@@ -126,6 +126,7 @@ def signature_headers(body: bytes, app_secret: str | None) -> dict[str, str]:
 RETRY_FIRST_SECONDS = 1.0
 RETRY_MAX_PAUSE_SECONDS = 30.0
 RETRY_FOR_SECONDS = 7 * 24 * 3600.0
+SEND_CONNECTIONS = 1000
 
 
 class WebhookSender:
@@ -156,7 +157,11 @@ class WebhookSender:
             raise RuntimeError("no status webhook URL configured")
         body = encode_like_meta(payload)
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=self._timeout)
+            # Meta delivers many webhooks at once; aiohttp's default of 100 connections
+            # made this fake queue its own statuses past their timeout under load.
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout, connector=aiohttp.TCPConnector(limit=SEND_CONNECTIONS)
+            )
         headers = signature_headers(body, self.app_secret)
         async with self._session.post(self.url, data=body, headers=headers) as response:
             await response.read()
