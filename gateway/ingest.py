@@ -32,7 +32,7 @@ from gateway.background import BackgroundTask
 from gateway.metrics import INBOX_BATCH_SIZE
 from gateway.whatsapp import ParsedWebhook
 from store import inbox, outbound, past_messages, webhook_fields, webhook_log
-from store.db import close_pool, create_pool
+from store.db import close_pool, create_pool, retry_conflicts
 from store.inbox import without_nul
 from store.records import InboxItem, UnparsedItem, WebhookEvent
 
@@ -143,7 +143,9 @@ class InboxWriter:
         INBOX_BATCH_SIZE.observe(len(batch))
         events = list(self._events)
         try:
-            new_items = await self._write([p.parsed for p in batch], events)
+            new_items = await retry_conflicts(
+                lambda: self._write([p.parsed for p in batch], events)
+            )
         except Exception as exc:
             if len(batch) > 1 and _refused_by_data(exc):
                 log.warning("inbox_commit_isolating", error=repr(exc)[:300], requests=len(batch))

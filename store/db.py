@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -29,6 +31,33 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     are per transaction, no LISTEN, no SET), and asyncpg still rolls back a transaction
     left open before calling this.
     """
+
+
+T = TypeVar("T")
+
+# Postgres aborts one side of a deadlock (40P01) or of a serialization conflict (40001) and
+# lets the other go on, so the aborted transaction, run again, goes through. Batched writes
+# (the gateway's group commit, a shard's turns, a delivery actor's claims) update many rows
+# per transaction, so two of them can now and then take row locks in opposite orders.
+CONFLICT_STATES = frozenset({"40P01", "40001"})
+CONFLICT_TRIES = 3
+
+
+def is_conflict(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in CONFLICT_STATES
+
+
+async def retry_conflicts(run: Callable[[], Awaitable[T]], *, tries: int = CONFLICT_TRIES) -> T:
+    """Run the transaction `run` again when Postgres chose it as a deadlock's victim."""
+    for attempt in range(1, tries + 1):
+        try:
+            return await run()
+        except asyncpg.PostgresError as exc:
+            if not is_conflict(exc) or attempt == tries:
+                raise
+            # Apart, so the two sides do not meet again in the same step.
+            await asyncio.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise AssertionError("unreachable: the last try raises or returns")
 
 
 async def create_pool(dsn: str, *, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:

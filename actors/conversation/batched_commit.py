@@ -40,6 +40,7 @@ from actors.conversation.turn_plan import (
 )
 from actors.outages import is_outage
 from store import inbox, outbound
+from store.db import retry_conflicts
 from store.records import InboxItem
 
 log = structlog.get_logger(__name__)
@@ -130,7 +131,7 @@ class BatchedCommit:
             item, plan = turns[0]
             return {item.message_id: await commit_turn(self._pool, item, plan)}
         try:
-            return dict(await commit_turns(self._pool, turns))
+            return dict(await retry_conflicts(lambda: commit_turns(self._pool, turns)))
         except Exception as exc:
             if is_outage(exc):
                 raise  # every caller waits for Postgres, as each would alone

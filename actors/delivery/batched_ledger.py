@@ -24,6 +24,7 @@ import asyncpg
 from actors.coalesce import Coalescer
 from actors.outages import is_outage
 from store import outbound, send_ledger
+from store.db import retry_conflicts
 from store.outbound import SendStart
 from store.send_ledger import Part, PartState
 
@@ -75,7 +76,7 @@ class Batched(Generic[A, R]):
         if not args:
             return {}
         try:
-            answers = await self._run(args)
+            answers = await retry_conflicts(lambda: self._run(args))
         except Exception as exc:
             if is_outage(exc) or len(args) == 1:
                 raise
