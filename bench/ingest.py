@@ -29,8 +29,6 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
-import hashlib
-import hmac
 import importlib.metadata
 import importlib.util
 import json
@@ -59,7 +57,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.make_bodies import SECRET, append_records, phone_pool, record  # noqa: E402
+from bench.make_bodies import SECRET, append_records, phone_pool  # noqa: E402
 from store.migrate import migrate  # noqa: E402
 
 WEBHOOK_PATH = "/api/webhooks/whatsapp-business"
@@ -264,37 +262,25 @@ def start_server(name: str, args: list[str], out_dir: Path) -> Server:
 # --------------------------------------------------------------------------- bodies
 
 
-def append_bsuid_records(
-    path: Path, start: int, count: int, *, tag: str, phones: list[str], secret: str = SECRET
-) -> int:
-    """Records as bench/make_bodies.py writes them, plus the sender's business-scoped user id.
+def with_bsuid(body: bytes) -> bytes:
+    """The gateway's message body plus the sender's business-scoped user id.
 
     pywa 4.5 builds its `User` from `contacts[0].user_id` (BSUID, which Meta's webhooks now
     carry) and fails on a contact without one, so pywa's bodies carry it; otherwise they are
     the gateway's messages byte for byte, re-signed.
     """
-    timestamp = str(int(time.time()))
-    width = 0
-    with path.open("ab") as out:
-        chunk: list[bytes] = []
-        for i in range(start, start + count):
-            line = record(i, tag=tag, phones=phones, secret=secret, timestamp=timestamp)
-            payload = orjson.loads(line.split(b" ", 1)[1])
-            contact = payload["entry"][0]["changes"][0]["value"]["contacts"][0]
-            contact["user_id"] = f"DE.{int(contact['wa_id']):020d}"  # one per customer, fixed width
-            body = orjson.dumps(payload)
-            digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            line = b"sha256=" + digest.encode() + b" " + body + b"\n"
-            if width == 0:
-                width = len(line)
-            elif len(line) != width:
-                raise ValueError(f"record {i} is {len(line)} bytes, not {width}")
-            chunk.append(line)
-            if len(chunk) >= 10_000:
-                out.write(b"".join(chunk))
-                chunk.clear()
-        out.write(b"".join(chunk))
-    return width
+    payload = orjson.loads(body)
+    contact = payload["entry"][0]["changes"][0]["value"]["contacts"][0]
+    contact["user_id"] = f"DE.{int(contact['wa_id']):020d}"  # one per customer, fixed width
+    return orjson.dumps(payload)
+
+
+def append_bsuid_records(
+    path: Path, start: int, count: int, *, tag: str, phones: list[str], secret: str = SECRET
+) -> int:
+    return append_records(
+        path, start, count, tag=tag, phones=phones, secret=secret, rewrite=with_bsuid
+    )
 
 
 class BodyPool:

@@ -16,6 +16,7 @@ import argparse
 import random
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -46,15 +47,28 @@ def record(index: int, *, tag: str, phones: list[str], secret: str, timestamp: s
 
 
 def append_records(
-    path: Path, start: int, count: int, *, tag: str, phones: list[str], secret: str = SECRET
+    path: Path,
+    start: int,
+    count: int,
+    *,
+    tag: str,
+    phones: list[str],
+    secret: str = SECRET,
+    rewrite: Callable[[bytes], bytes] | None = None,
 ) -> int:
-    """Append records start..start+count-1 to path; return the record width in bytes."""
+    """Append records start..start+count-1 to path; return the record width in bytes.
+
+    `rewrite` turns each record's body into another (re-signed here), for an app that
+    needs other fields."""
     timestamp = str(int(time.time()))
     width = 0
     with path.open("ab") as out:
         chunk: list[bytes] = []
         for i in range(start, start + count):
             line = record(i, tag=tag, phones=phones, secret=secret, timestamp=timestamp)
+            if rewrite is not None:
+                body = rewrite(line.rstrip(b"\n").split(b" ", 1)[1])
+                line = sign(body, secret).encode() + b" " + body + b"\n"
             if width == 0:
                 width = len(line)
             elif len(line) != width:
