@@ -75,6 +75,11 @@ def _options(settings: Settings, name: str, *, retries: int) -> dict[str, Any]:
         "max_task_retries": retries,
         # Spread over the nodes of a cluster, rather than piling onto the head.
         "scheduling_strategy": "SPREAD",
+        # Ray records an event for every actor call for its dashboard's task list, and the
+        # GCS keeps up to 100,000 of them: with a few calls per reply its memory grew by
+        # 115 MB in five minutes of load (issue 13), and every worker spent CPU reporting
+        # them. The service's own logs, metrics and Postgres say what each message did.
+        "enable_task_events": False,
     }
     if settings.ray_address:
         options["lifetime"] = "detached"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import psutil
 
 
-def _name(process: psutil.Process) -> str:
+def process_kind(process: psutil.Process) -> str:
     """What the process is: `ray::ConversationShard`, `gcs_server`, `serve`, ..."""
     try:
         cmdline: list[str] = process.cmdline()
@@ -51,7 +51,7 @@ class TreeCpu:
             # Children that were waited for fold into their parent's children_* times.
             times[process.pid] = cpu.user + cpu.system
             if process.pid not in self._names:
-                self._names[process.pid] = _name(process)
+                self._names[process.pid] = process_kind(process)
         return times
 
     def start(self) -> None:

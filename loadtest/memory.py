@@ -14,6 +14,8 @@ from typing import Any
 
 import psutil
 
+from loadtest.cpu import process_kind
+
 MB = 1024 * 1024
 
 
@@ -22,6 +24,9 @@ class TreeMemory:
         self._root = psutil.Process(pid)
         self._every = every
         self.samples: list[tuple[float, int]] = []  # (monotonic time, bytes)
+        # The first and the latest sample by process kind, to tell which one grows.
+        self.first_by_kind: dict[str, int] = {}
+        self.last_by_kind: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 
     def _rss(self) -> int | None:
@@ -30,9 +35,16 @@ class TreeMemory:
         except psutil.NoSuchProcess:
             return None
         total = 0
+        by_kind: dict[str, int] = {}
         for process in processes:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += process.memory_info().rss
+                rss = process.memory_info().rss
+                total += rss
+                kind = process_kind(process)
+                by_kind[kind] = by_kind.get(kind, 0) + rss
+        if not self.first_by_kind:
+            self.first_by_kind = by_kind
+        self.last_by_kind = by_kind
         return total
 
     async def _loop(self) -> None:
@@ -65,6 +77,10 @@ class TreeMemory:
             "peak_mb": round(max(values) / MB, 1),
             "end_mb": round(values[-1] / MB, 1),
             "growth_mb": round(growth / MB, 1),
+            "by_process_mb": {
+                kind: [round(self.first_by_kind.get(kind, 0) / MB), round(rss / MB)]
+                for kind, rss in sorted(self.last_by_kind.items(), key=lambda kv: -kv[1])
+            },
             "series": [
                 (round(t - self.samples[0][0]), round(v / MB))
                 for t, v in self.samples[:: max(1, len(self.samples) // 300)]
