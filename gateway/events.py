@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -143,20 +145,24 @@ def _logged(data: bytes) -> bool:
     return True
 
 
+# How far back the announcer looks for the freshest status webhook it stored.
+STATUS_AGE_WINDOW_SECONDS = 10.0
+
+
 class Announcer:
     """Publishes the gateway's own events (new inbound messages, status webhooks) in
     batches from a background task, so the webhook never waits on Redis to answer."""
 
     def __init__(self, redis: Redis, prefix: str, *, interval: float = 0.05) -> None:
-        from collections import deque
-
         self._redis = redis
         self._prefix = prefix
         self._interval = interval
         # Bounded: under overload old hints are dropped; pages resync on their next fetch.
         self._pending: deque[bytes] = deque(maxlen=10_000)
         self._statuses: list[str] = []
-        self._status_age: float | None = None  # the oldest status stored since the last flush
+        # (when, age) of the freshest status stored in each flush of the last window.
+        self._status_ages: deque[tuple[float, float]] = deque()
+        self._freshest: float | None = None  # since the last flush
         self._wakeup = asyncio.Event()
         self._background = BackgroundTask("announcer")
 
@@ -170,9 +176,24 @@ class Announcer:
 
     def note_status_age(self, seconds: float) -> None:
         """A status webhook stored `seconds` after Meta stamped it (store.webhook_lag)."""
-        if self._status_age is None or seconds > self._status_age:
-            self._status_age = seconds
+        if self._freshest is None or seconds < self._freshest:
+            self._freshest = seconds
         self._wakeup.set()
+
+    def _status_lag(self) -> float | None:
+        """The age of the freshest status of the last STATUS_AGE_WINDOW_SECONDS.
+
+        The freshest, not the oldest: one late straggler (Meta retrying a status from an
+        hour ago) says nothing of the pipeline, while a backlog makes even the newest
+        statuses old.
+        """
+        now = time.monotonic()
+        if self._freshest is not None:
+            self._status_ages.append((now, self._freshest))
+            self._freshest = None
+        while self._status_ages and self._status_ages[0][0] < now - STATUS_AGE_WINDOW_SECONDS:
+            self._status_ages.popleft()
+        return min((age for _, age in self._status_ages), default=None)
 
     def start(self) -> None:
         self._background.start(self._run)
@@ -198,7 +219,7 @@ class Announcer:
         events = list(self._pending)
         self._pending.clear()
         statuses, self._statuses = self._statuses, []
-        age, self._status_age = self._status_age, None
+        age = self._status_lag()
         if age is not None:
             name, args, kwargs = webhook_lag.record_command(self._prefix, age)
             await getattr(self._redis, name)(*args, **kwargs)

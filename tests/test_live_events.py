@@ -83,16 +83,32 @@ async def test_the_age_of_stored_status_webhooks_is_published_for_the_unknown_ou
     webhooks: Any, redis: Redis, redis_prefix: str
 ) -> None:
     # Meta stamped this "delivered" 200 s ago: it reaches us that late (a backlog).
-    late = status_payload(
+    late = _status(int(time.time()) - 200)
+    try:
+        assert (await webhooks.post(late)).status_code == 200
+
+        async def published() -> bool:
+            return await webhook_lag.current(redis, redis_prefix) >= 199
+
+        await eventually(published)
+        assert await webhook_lag.current(redis, redis_prefix) < 230
+        assert await redis.ttl(redis_prefix + webhook_lag.KEY) <= webhook_lag.EXPIRES_SECONDS
+        # A fresh status beside it: the pipeline is not behind, whatever one straggler says.
+        fresh = _status(int(time.time()))
+        assert (await webhooks.post(fresh)).status_code == 200
+
+        async def caught_up() -> bool:
+            return await webhook_lag.current(redis, redis_prefix) < 5
+
+        await eventually(caught_up)
+    finally:
+        # The session's other tests share this prefix: their unknown sends wait as usual.
+        await redis.delete(redis_prefix + webhook_lag.KEY)
+
+
+def _status(stamped: int) -> dict[str, Any]:
+    return status_payload(
         waba_id="WABA", display_phone_number=DISPLAY_NUMBER, phone_number_id=BUSINESS_NUMBER,
         wamid=f"wamid.lag-{uuid.uuid4().hex}", status="delivered", recipient_id=new_phone(),
-        timestamp=int(time.time()) - 200,
+        timestamp=stamped,
     )  # fmt: skip
-    assert (await webhooks.post(late)).status_code == 200
-
-    async def published() -> bool:
-        return await webhook_lag.current(redis, redis_prefix) >= 199
-
-    await eventually(published)
-    assert await webhook_lag.current(redis, redis_prefix) < 230
-    assert await redis.ttl(redis_prefix + webhook_lag.KEY) <= webhook_lag.EXPIRES_SECONDS

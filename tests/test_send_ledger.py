@@ -588,6 +588,14 @@ async def _sent_unknown(
     return outbound_id, wamid
 
 
+@pytest_asyncio.fixture
+async def no_lag_left(redis: Redis, redis_prefix: str) -> AsyncIterator[None]:
+    """The session's other tests share this prefix: their unknown sends must wait as usual."""
+    yield
+    await redis.delete(redis_prefix + webhook_lag.KEY)
+
+
+@pytest.mark.usefixtures("no_lag_left")
 async def test_while_status_webhooks_lag_an_unknown_send_waits_for_its_webhook_not_resent(
     webhooks: WebhookClient,
     graph: GraphApiFake,
