@@ -17,14 +17,14 @@ from typing import Any
 
 def _label(report: dict[str, Any]) -> str:
     o = report.get("options") or {}
-    customers = o.get("customers", "?")
-    think = o.get("think_mean", "?")
-    return f"{customers} customers, think {think} s ({report.get('run', '')})"
+    load = f"{o['rate']:g} msg/s open loop" if o.get("rate") else f"think {o.get('think_mean')} s"
+    run = f"{report.get('run', '')}, {report.get('commit', '')}"
+    return f"{o.get('customers', '?')} customers, {load} ({run})"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("reports", nargs="+", type=Path)
+    parser.add_argument("reports", nargs="+", help="REPORT.json, or REPORT.json=label")
     parser.add_argument("-o", "--out", type=Path, default=Path("bench/memory.png"))
     parser.add_argument("--title", default="Service memory (RSS of serve + Ray processes)")
     args = parser.parse_args()
@@ -35,15 +35,16 @@ def main() -> int:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(9, 4.5), dpi=110)
-    for path in args.reports:
-        report = json.loads(path.read_text())
+    for given in args.reports:
+        path, _, label = str(given).partition("=")
+        report = json.loads(Path(path).read_text())
         series = (report.get("memory") or {}).get("series") or []
         if not series:
             print(f"{path}: no memory series, skipped")
             continue
         xs = [t / 60 for t, _ in series]
         ys = [mb for _, mb in series]
-        ax.plot(xs, ys, label=_label(report))
+        ax.plot(xs, ys, label=label or _label(report))
     ax.set_xlabel("minutes since the load started")
     ax.set_ylabel("MB resident")
     ax.set_ylim(bottom=0)
