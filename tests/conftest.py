@@ -162,6 +162,9 @@ def settings(
         llm_breaker_failure_rate=1.1,
         delivery_timeout_seconds=5.0,
         unknown_send_wait_seconds=2.0,
+        # Many tests post statuses stamped long ago (fixed fixture timestamps): the session's
+        # actors keep the plain wait; the lag-driven wait has its own tests.
+        unknown_send_wait_max_seconds=2.0,
         media_max_bytes=64 * 1024,
         # Bursts of 50 replies to one phone would wait on Meta's pair rate; pacing has its
         # own tests.
