@@ -50,7 +50,7 @@ async def publish(redis: Redis | None, prefix: str, kind: str, **fields: Any) ->
     data = encode(kind, **fields)
     try:
         if kind in NOTICE_KINDS:
-            await publish_encoded(redis, prefix, [data], notice=True)
+            await publish_kinds(redis, prefix, [(kind, data)])
         else:
             await redis.publish(channel(prefix), data)
     except Exception as exc:
@@ -62,15 +62,19 @@ def publish_command(prefix: str, kind: str, **fields: Any) -> RedisCommand:
     return ("publish", (channel(prefix), encode(kind, **fields)), {})
 
 
-async def publish_encoded(
-    redis: Redis, prefix: str, events: Sequence[bytes], *, notice: bool = False
-) -> None:
-    """Many encoded events in one round trip; errors are the caller's to handle.
-    `notice`: on the notices channel too (NOTICE_KINDS)."""
+async def publish_encoded(redis: Redis, prefix: str, events: Sequence[bytes]) -> None:
+    """Many encoded events, none of them a notice, in one round trip; errors are the
+    caller's to handle."""
+    await publish_kinds(redis, prefix, [("", data) for data in events])
+
+
+async def publish_kinds(redis: Redis, prefix: str, events: Sequence[tuple[str, bytes]]) -> None:
+    """(kind, encoded event) pairs in one round trip, each on the channels its kind goes
+    to: every event on the live channel, NOTICE_KINDS on the notices channel too."""
     async with redis.pipeline(transaction=False) as pipe:
-        for data in events:
+        for kind, data in events:
             pipe.publish(channel(prefix), data)
-            if notice:
+            if kind in NOTICE_KINDS:
                 pipe.publish(notices_channel(prefix), data)
         await pipe.execute()
 

@@ -32,6 +32,13 @@ async def test_every_acknowledged_message_gets_exactly_one_reply_in_order(
     async with fresh_database(database_url, "wa_chaos") as dsn:
         outcome = await run_scenario(quick, options, database_url=dsn, redis_url=redis_url)
     assert outcome.error is None, outcome.error
+    report = outcome.report
+    # One line per scenario for the record (pytest -rP shows it; docs/reliability.md).
+    print(
+        f"chaos {scenario.key}: {report['correctness']} replies/s "
+        f"{report['throughput']['out_per_second']} cpu ms/reply {report['cpu']['ms_per_reply']} "
+        f"recovery {report['fault']['recovery_seconds']} s"
+    )
     correctness = outcome.report["correctness"]
     assert correctness["checked"] >= 200, "not every customer wrote during the fault"
     assert correctness["ok"], json.dumps(correctness)

@@ -297,20 +297,10 @@ class DeliveryActor:
             log.debug("delivery_metrics_not_sent", error=repr(exc))
         if events:
             try:
-                await self._publish(redis, prefix, events)
+                await live_events.publish_kinds(redis, prefix, events)
             except Exception as exc:
                 log.debug("live_event_not_published", count=len(events), error=repr(exc))
         return [None] * len(results)
-
-    @staticmethod
-    async def _publish(redis: Redis, prefix: str, events: list[tuple[str, bytes]]) -> None:
-        """The batch's events in one round trip, each where live_events.publish puts it."""
-        async with redis.pipeline(transaction=False) as pipe:
-            for kind, data in events:
-                pipe.publish(live_events.channel(prefix), data)
-                if kind in live_events.NOTICE_KINDS:
-                    pipe.publish(live_events.notices_channel(prefix), data)
-            await pipe.execute()
 
 
 def _event(kind: str, **fields: object) -> tuple[str, bytes]:
